@@ -1,0 +1,397 @@
+"""Chat completion chunk rewrites: parsed chunk in, OpenAI-shaped chunk out.
+
+Contract: `ChunkRules.rewrite(chunk)` takes one parsed `chat.completion.chunk`
+(a dict, which it may change) and returns the chunk to send, or None when the
+chunk has nothing left to say. Rules that need to remember earlier chunks
+(the first chunk of each choice, tool call indexes, the stream id) keep it in
+`StreamState`. Every repair is a function named after the upstream behaviour
+it repairs, and counts itself under that name in `repairs`.
+
+Shape produced (OpenAI's own, ../shared/quirks.md section 1): the same
+non-empty `id` on every chunk, `object: "chat.completion.chunk"`, an integer
+`created`, a `model`; each choice has `index`, a `delta` object and a
+`finish_reason` key; the first delta of a choice says `role: "assistant"`, and
+`content: ""` when it carries neither content nor tool calls; later deltas
+carry no role; no delta field is null.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import Options
+
+CHUNK = "chat.completion.chunk"
+# Keys OpenAI itself sends as null on every choice; every other null is dropped.
+NULLS_OPENAI_SENDS = frozenset({"finish_reason", "logprobs"})
+# Top-level keys that alone do not make a chunk worth sending.
+BOOKKEEPING = frozenset({"id", "object", "created", "model", "system_fingerprint", "choices"})
+CHOICE_BOOKKEEPING = frozenset({"index", "delta", "logprobs", "finish_reason"})
+# Finish reasons some servers send that OpenAI spells "stop".
+STOP_SYNONYMS = frozenset({"eos_token", "eos", "end_turn", "stop_sequence"})
+
+
+@dataclass
+class ChoiceState:
+    started: bool = False
+    finish_reason: str | None = None
+    # Tool calls, per choice: our index for each upstream id and upstream index,
+    # and what was already sent for each of our indexes.
+    call_by_id: dict[str, int] = field(default_factory=dict)
+    call_by_upstream_index: dict[int, int] = field(default_factory=dict)
+    calls_sent: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def saw_tool_calls(self) -> bool:
+        return bool(self.calls_sent)
+
+
+@dataclass
+class StreamState:
+    id: str | None = None
+    created: int | None = None
+    model: str | None = None
+    choices: dict[int, ChoiceState] = field(default_factory=dict)
+
+
+def looks_like_chunk(obj: dict[str, Any]) -> bool:
+    """A JSON object the chunk rules should handle (not an error, not a stranger)."""
+    return isinstance(obj.get("choices"), (list, dict)) or obj.get("object") in (
+        CHUNK,
+        "chat.completion",
+    )
+
+
+class ChunkRules:
+    def __init__(self, options: Options, repairs: Counter[str] | None = None) -> None:
+        self.options = options
+        self.repairs: Counter[str] = Counter() if repairs is None else repairs
+        self.state = StreamState()
+
+    def note(self, repair: str, n: int = 1) -> None:
+        self.repairs[repair] += n
+
+    # -- the chunk -----------------------------------------------------------
+
+    def rewrite(self, chunk: dict[str, Any]) -> dict[str, Any] | None:
+        out: dict[str, Any] = {
+            "id": self.chunk_id_missing_or_changing(chunk.get("id")),
+            "object": self.chunk_object_wrong(chunk.get("object")),
+            "created": self.created_missing_or_not_integer(chunk.get("created")),
+            "model": self.model_missing(chunk.get("model")),
+        }
+        choices_in = self.choices_missing_or_object(chunk.get("choices"))
+        choices_out = []
+        for position, choice in enumerate(choices_in):
+            rewritten = self.choice(choice, position)
+            if rewritten is not None:
+                choices_out.append(rewritten)
+        for key, value in chunk.items():
+            if key in out:
+                continue
+            if key == "choices":
+                out["choices"] = choices_out
+            elif value is None:
+                self.null_fields(key)
+            else:
+                out[key] = value
+        if "choices" not in out:
+            out["choices"] = choices_out
+        if choices_in and not choices_out and out.keys() <= BOOKKEEPING:
+            return None  # every choice was empty (each counted as empty_chunk)
+        return out
+
+    def chunk_id_missing_or_changing(self, value: Any) -> str:
+        state = self.state
+        if state.id is None:
+            if isinstance(value, str) and value:
+                state.id = value
+                return value
+            state.id = self.options.make_id()
+            self.note("chunk_id_missing")
+            return state.id
+        if value != state.id:
+            self.note("chunk_id_missing" if not value else "chunk_id_changing")
+        return state.id
+
+    def chunk_object_wrong(self, value: Any) -> str:
+        if value != CHUNK:
+            self.note("chunk_object_wrong")
+        return CHUNK
+
+    def created_missing_or_not_integer(self, value: Any) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if self.state.created is None:
+                self.state.created = value
+            return value
+        self.note("created_missing_or_not_integer")
+        if self.state.created is None:
+            if isinstance(value, float):
+                self.state.created = int(value)
+            else:
+                self.state.created = self.options.now()
+        return self.state.created
+
+    def model_missing(self, value: Any) -> str:
+        if isinstance(value, str) and value:
+            if not self.state.model:
+                self.state.model = value
+            return value
+        self.note("model_missing")
+        return self.fallback_model()
+
+    def fallback_model(self) -> str:
+        """The upstream's model name when it gave one, else the one the client asked for."""
+        return self.state.model or self.options.model or ""
+
+    def choices_missing_or_object(self, value: Any) -> list[Any]:
+        if isinstance(value, list):
+            return value
+        self.note("choices_missing_or_object")
+        if isinstance(value, dict):
+            return [value]
+        return []
+
+    def null_fields(self, key: str) -> None:
+        self.note("null_fields")
+
+    # -- one choice ----------------------------------------------------------
+
+    def choice(self, choice: Any, position: int) -> dict[str, Any] | None:
+        if not isinstance(choice, dict):
+            return choice  # not ours to judge: pass it on as it came
+        index = choice.get("index")
+        if not isinstance(index, int) or isinstance(index, bool):
+            self.note("choice_index_missing")
+            index = position
+        state = self.state.choices.get(index)
+        if state is None:
+            state = self.state.choices[index] = ChoiceState()
+        first = not state.started
+
+        delta = self.delta(choice.get("delta", None), state, first)
+        out: dict[str, Any] = {"index": index, "delta": delta}
+        for key, value in choice.items():
+            if key in ("index", "delta"):
+                continue
+            if key == "finish_reason":
+                out[key] = self.finish_reason(value, state)
+            elif value is None and key not in NULLS_OPENAI_SENDS:
+                self.null_fields(key)
+            else:
+                out[key] = value
+        if "finish_reason" not in out:
+            self.note("finish_reason_key_missing")
+            out["finish_reason"] = None
+
+        if first:
+            state.started = True
+        elif (
+            not delta
+            and out["finish_reason"] is None
+            and out.get("logprobs") is None
+            and out.keys() <= CHOICE_BOOKKEEPING
+        ):
+            self.note("empty_chunk")
+            return None
+        return out
+
+    def finish_reason(self, value: Any, state: ChoiceState) -> Any:
+        if value == "":
+            self.note("finish_reason_empty")
+            return None
+        if value in STOP_SYNONYMS:
+            self.note("finish_reason_eos_token")
+            value = "stop"
+        if value == "stop" and state.saw_tool_calls:
+            self.note("tool_calls_finish_stop")
+            value = "tool_calls"
+        if value is not None:
+            state.finish_reason = value
+        return value
+
+    # -- the delta -----------------------------------------------------------
+
+    def delta(self, delta: Any, state: ChoiceState, first: bool) -> dict[str, Any]:
+        if delta is None:
+            self.note("delta_missing")
+            delta = {}
+        elif not isinstance(delta, dict):
+            # Not an object: keep what it said, as content, rather than lose it.
+            self.note("delta_not_object")
+            delta = {"content": delta if isinstance(delta, str) else json.dumps(delta, ensure_ascii=False)}
+        out: dict[str, Any] = {}
+        if first:
+            out["role"] = self.role_missing_on_first_chunk(delta.get("role"))
+        for key, value in delta.items():
+            if key == "role":
+                if not first:
+                    self.role_repeated(value)
+            elif value is None:
+                self.null_fields(key)
+            elif key == "tool_calls":
+                calls = self.tool_calls(value, state)
+                if calls:
+                    out["tool_calls"] = calls
+            else:
+                out[key] = value
+        if first and "content" not in out and "tool_calls" not in out:
+            self.note("content_missing_on_first_chunk")
+            out = {"role": "assistant", "content": "", **{k: v for k, v in out.items() if k != "role"}}
+        return out
+
+    def role_missing_on_first_chunk(self, value: Any) -> str:
+        if value != "assistant":
+            self.note("role_missing_on_first_chunk")
+        return "assistant"
+
+    def role_repeated(self, value: Any) -> None:
+        if value is None:
+            self.note("null_fields")
+        else:
+            self.note("role_repeated")
+
+    # -- tool calls ----------------------------------------------------------
+
+    def tool_calls(self, value: Any, state: ChoiceState) -> list[Any]:
+        if isinstance(value, dict):
+            self.note("tool_calls_as_object")
+            value = [value]
+        elif not isinstance(value, list):
+            return value
+        return [self.tool_call(call, state) for call in value]
+
+    def tool_call(self, call: Any, state: ChoiceState) -> Any:
+        if not isinstance(call, dict):
+            return call
+        index, new = self.tool_call_index(call, state)
+        sent = state.calls_sent[index]
+        out: dict[str, Any] = {"index": index}
+
+        call_id = call.get("id")
+        if new:
+            if not (isinstance(call_id, str) and call_id):
+                self.note("tool_call_id_missing")
+                call_id = self.options.make_call_id()
+            out["id"] = sent["id"] = call_id
+            call_type = call.get("type")
+            if call_type is None:
+                self.note("tool_call_type_missing")
+                call_type = "function"
+            out["type"] = sent["type"] = call_type
+        else:
+            if call_id is not None and call_id == sent.get("id"):
+                self.note("tool_call_id_repeated")
+            elif call_id is not None:
+                out["id"] = call_id
+            call_type = call.get("type")
+            if call_type is not None and call_type == sent.get("type"):
+                pass  # OpenAI sends the type once; a repeat says nothing new
+            elif call_type is not None:
+                out["type"] = call_type
+
+        function = call.get("function")
+        if isinstance(function, dict):
+            out["function"] = self.tool_function(function, sent, new)
+        elif new:
+            out["function"] = {"arguments": ""}
+        for key, value in call.items():
+            if key in ("index", "id", "type", "function"):
+                continue
+            if value is None:
+                self.null_fields(key)
+            else:
+                out[key] = value
+        return out
+
+    def tool_call_index(self, call: dict[str, Any], state: ChoiceState) -> tuple[int, bool]:
+        """Our index for this tool call delta, and whether it starts a new call."""
+        call_id = call.get("id")
+        upstream_index = call.get("index")
+        if not isinstance(upstream_index, int) or isinstance(upstream_index, bool):
+            upstream_index = None
+        if isinstance(call_id, str) and call_id:
+            index = state.call_by_id.get(call_id)
+            new = index is None
+            if new:
+                index = self.new_tool_call(state)
+                state.call_by_id[call_id] = index
+                if upstream_index is not None and upstream_index in state.call_by_upstream_index:
+                    self.note("tool_call_index_reused")
+                elif upstream_index is None:
+                    self.note("tool_call_index_missing")
+            if upstream_index is not None:
+                state.call_by_upstream_index[upstream_index] = index
+        elif upstream_index is not None:
+            index = state.call_by_upstream_index.get(upstream_index)
+            new = index is None
+            if new:
+                index = state.call_by_upstream_index[upstream_index] = self.new_tool_call(state)
+        else:
+            self.note("tool_call_index_missing")
+            function = call.get("function")
+            named = isinstance(function, dict) and bool(function.get("name"))
+            new = named or not state.calls_sent
+            index = self.new_tool_call(state) if new else len(state.calls_sent) - 1
+        return index, new
+
+    def new_tool_call(self, state: ChoiceState) -> int:
+        state.calls_sent.append({})
+        return len(state.calls_sent) - 1
+
+    def tool_function(self, function: dict[str, Any], sent: dict[str, str], new: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        name = function.get("name")
+        if new:
+            if not name:
+                self.note("tool_name_missing")
+            if name is not None:
+                out["name"] = sent["name"] = name
+        elif name is not None:
+            if name == "":
+                self.note("tool_name_empty")
+            elif name == sent.get("name"):
+                self.note("tool_name_repeated")
+            else:
+                out["name"] = sent["name"] = name  # a late or changed name is news
+        arguments = function.get("arguments")
+        if arguments is not None and not isinstance(arguments, str):
+            self.note("tool_arguments_not_string")
+            arguments = json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))
+        if arguments is not None:
+            out["arguments"] = arguments
+        elif new:
+            out["arguments"] = ""
+        for key, value in function.items():
+            if key in ("name", "arguments"):
+                continue
+            if value is None:
+                self.null_fields(key)
+            else:
+                out[key] = value
+        return out
+
+    # -- the end -------------------------------------------------------------
+
+    def missing_finish_reason(self) -> list[dict[str, Any]]:
+        """Chunks that finish every choice the upstream left unfinished."""
+        out = []
+        for index, state in self.state.choices.items():
+            if state.finish_reason is not None:
+                continue
+            reason = "tool_calls" if state.saw_tool_calls else "stop"
+            state.finish_reason = reason
+            self.note("finish_reason_never_sent")
+            out.append(
+                {
+                    "id": self.state.id,
+                    "object": CHUNK,
+                    "created": self.state.created,
+                    "model": self.fallback_model(),
+                    "choices": [{"index": index, "delta": {}, "logprobs": None, "finish_reason": reason}],
+                }
+            )
+        return out

@@ -1,0 +1,332 @@
+"""One streamed chat completion: bytes from the upstream in, OpenAI's stream out.
+
+Contract: `feed(bytes) -> bytes` for each piece the upstream sends, split
+anywhere; `close() -> bytes` once at the end. Every event completed by a
+`feed` is answered in that same call; only an unfinished trailing event is
+held. Output framing is always `data: <compact json>\\n\\n`, comments pass
+through, and the stream ends with exactly one `data: [DONE]`, after a
+finishing chunk when the upstream never sent a finish_reason.
+
+Nothing is lost: an event that is not a chat chunk (not JSON, not an object,
+not ours) passes through as it came, with one log line. If anything inside
+raises, the stream logs once and passes the rest through untouched.
+
+Fast path: a plain content chunk is rewritten the same way whatever its text,
+so once one has gone through the rules, its rewritten prefix and suffix are
+kept as a template; later chunks whose bytes differ from it only in the
+content string (checked to be one canonical JSON string, valid UTF-8) are
+answered by splicing, without a JSON round trip. The templates are learned
+from the rules' own output, so both paths give the same bytes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from .chat import ChunkRules, looks_like_chunk
+from .config import Options
+from .sse import EventSplitter, LineEnds, encode_data, parse_block
+
+log = logging.getLogger(__name__)
+
+DONE = b"data: [DONE]\n\n"
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_encode_ascii = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+
+
+def dump(obj: Any) -> bytes:
+    """Compact JSON, as OpenAI writes it; escapes what UTF-8 cannot carry (lone surrogates)."""
+    text = _encode(obj)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _encode_ascii(obj).encode("ascii")
+
+
+# A JSON string literal exactly as `dump` writes it: no escapes but the ones
+# json.dumps(ensure_ascii=False) uses, so splicing it changes nothing.
+_CANONICAL_STRING = re.compile(rb'"(?:[^"\\\x00-\x1f]|\\["\\bfnrt]|\\u00[01][0-9a-f])*"')
+_CONTENT_VALUE = re.compile(rb'"content"[ \t]*:[ \t]*("(?:[^"\\]|\\.)*")')
+_PROBE = "\ue000normalize-probe\ue001"
+_PROBE_JSON = dump(_PROBE)
+_MAX_TEMPLATES = 4
+# Templates that are retired unused before learning stops: a stream whose
+# chunks all differ (a new id or usage on each) gains nothing from learning.
+_LEARNING_BUDGET = 8
+
+
+@dataclass(slots=True)
+class _Template:
+    prefix: bytes  # upstream payload bytes before the content string
+    suffix: bytes  # ... and after it
+    out_prefix: bytes  # what we send before the content string (framing included)
+    out_suffix: bytes
+    repairs: Counter[str]  # what the rules repair in one such chunk
+    uses: int = 0
+
+
+class ChatStream:
+    def __init__(self, options: Options | None = None) -> None:
+        self.options = options or Options()
+        self.events = 0  # upstream events seen (comments included)
+        self.raw = False  # gave up rewriting: everything now passes as it comes
+        self._repairs: Counter[str] = Counter()
+        self._rules = ChunkRules(self.options, self._repairs)
+        self._lines = LineEnds()
+        self._split = EventSplitter(self.options.max_event_bytes)
+        self._templates: list[_Template] = []
+        self._learning_budget = _LEARNING_BUDGET if self.options.fast_path else 0
+        self._saw_data = False
+        self._done = False
+        self._truncated = False
+        self._warned: set[str] = set()
+
+    @property
+    def repairs(self) -> Counter[str]:
+        """Repairs so far, by name (fast-path uses folded in)."""
+        total = Counter(self._repairs)
+        for template in self._templates:
+            for name, n in template.repairs.items():
+                total[name] += n * template.uses
+        if self._lines.seen_cr:
+            total["cr_line_ends"] += 1
+        return +total
+
+    def note(self, repair: str) -> None:
+        """Counts a repair made outside the stream (a header, by the addon)."""
+        self._repairs[repair] += 1
+
+    # -- input ---------------------------------------------------------------
+
+    def feed(self, data: bytes) -> bytes:
+        if self.raw:
+            return data
+        held = list(self._split._parts)
+        try:
+            blocks = self._split.feed(self._lines.feed(data))
+            out = [self._event(block) for block in blocks]
+            if self._split.overflowing:
+                self._give_up(f"an event grew past normalize_max_event_bytes ({self.options.max_event_bytes})")
+                out.append(self._split.flush())
+            return b"".join(out)
+        except Exception:
+            log.exception("%s: rewrite failed; passing the rest of the stream through unchanged", self.options.label)
+            self.raw = True
+            return b"".join(held) + data
+
+    def close(self) -> bytes:
+        if self.raw:
+            return b""
+        tail = self._split.flush()
+        try:
+            out = []
+            if tail.strip(b"\n"):
+                out.append(self._event(tail, at_end=True))
+            if self._saw_data and not self._done and not self._truncated:
+                self._repairs["done_missing"] += 1
+                out.append(self._finish())
+            return b"".join(out)
+        except Exception:
+            log.exception("%s: rewrite failed at the end of the stream; passing its tail unchanged", self.options.label)
+            self.raw = True
+            return tail
+
+    def _give_up(self, why: str) -> None:
+        log.warning("%s: %s; passing the rest of the stream through unchanged", self.options.label, why)
+        self.raw = True
+
+    def _warn_once(self, kind: str, message: str) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            log.warning("%s: %s", self.options.label, message)
+
+    # -- one event -----------------------------------------------------------
+
+    def _event(self, block: bytes, at_end: bool = False) -> bytes:
+        self.events += 1
+        if block[:5] == b"data:" and b"\n" not in block:
+            payload = block[5:]
+            if payload[:1] == b" ":
+                payload = payload[1:]
+            elif payload:
+                self._repairs["data_without_space"] += 1
+            if not self._done:
+                fast = self._spliced(payload)
+                if fast is not None:
+                    self._saw_data = True
+                    return fast
+            return self._data(payload, block, at_end)
+
+        event = parse_block(block)
+        if event.spaceless:
+            self._repairs["data_without_space"] += 1
+        comments = b"".join(comment + b"\n\n" for comment in event.comments)
+        fields = [line for line in block.split(b"\n") if line and line[:1] != b":"]
+        if event.data is None:
+            # Comments, or fields without data: nothing to repair, keep them.
+            return comments + (b"\n".join(fields) + b"\n\n" if fields else b"")
+        kept = b"".join(line + b"\n" for line in fields if not line.startswith((b"data", b"event")))
+        if event.data == b"[DONE]":
+            return comments + self._done_event()
+        chunk = self._chunk_or_none(event.data, at_end)
+        if chunk is None:
+            return self._passthrough(block, at_end)
+        if event.name not in (None, b"message"):
+            self._repairs["named_event"] += 1
+        return comments + kept + self._chunk(chunk)
+
+    def _data(self, payload: bytes, block: bytes, at_end: bool) -> bytes:
+        if payload == b"[DONE]":
+            return self._done_event()
+        chunk = self._chunk_or_none(payload, at_end)
+        if chunk is None:
+            return self._passthrough(block, at_end)
+        if self._done or self._learning_budget <= 0:
+            return self._chunk(chunk)
+        return self._chunk_and_learn(chunk, payload)
+
+    def _chunk_or_none(self, payload: bytes | None, at_end: bool = False) -> dict[str, Any] | None:
+        if payload is None:
+            return None
+        try:
+            obj = json.loads(payload)
+        except (ValueError, RecursionError):
+            if at_end:
+                self._truncated = True
+                self._warn_once("truncated", "the stream ended inside an event; passing its bytes as received")
+            else:
+                self._warn_once("not_json", "an event's data is not JSON; passing it through unchanged")
+            return None
+        if not isinstance(obj, dict):
+            self._warn_once("not_object", "an event's data is JSON but not an object; passing it through unchanged")
+            return None
+        if not looks_like_chunk(obj):
+            self._warn_once("not_chunk", "an event is not a chat completion chunk; passing it through unchanged")
+            return None
+        return obj
+
+    def _passthrough(self, block: bytes, at_end: bool) -> bytes:
+        self._saw_data = True
+        return block if at_end and self._truncated else block + b"\n\n"
+
+    def _chunk(self, chunk: dict[str, Any]) -> bytes:
+        self._saw_data = True
+        if self._done:
+            self._warn_once("after_done", "a chunk came after [DONE]; dropping it, as clients stop reading there")
+            self._repairs["chunk_after_done"] += 1
+            return b""
+        out = self._rules.rewrite(chunk)
+        return b"" if out is None else encode_data(dump(out))
+
+    def _done_event(self) -> bytes:
+        self._saw_data = True
+        if self._done:
+            self._repairs["done_repeated"] += 1
+            return b""
+        return self._finish()
+
+    def _finish(self) -> bytes:
+        out = [encode_data(dump(chunk)) for chunk in self._rules.missing_finish_reason()]
+        self._done = True
+        out.append(DONE)
+        return b"".join(out)
+
+    # -- fast path -----------------------------------------------------------
+
+    def _spliced(self, payload: bytes) -> bytes | None:
+        for template in self._templates:
+            prefix, suffix = template.prefix, template.suffix
+            if payload.startswith(prefix) and payload.endswith(suffix):
+                text = payload[len(prefix) : len(payload) - len(suffix)]
+                if len(text) > 2 and _CANONICAL_STRING.fullmatch(text) and _utf8(text):
+                    template.uses += 1
+                    return template.out_prefix + text + template.out_suffix
+        return None
+
+    def _chunk_and_learn(self, chunk: dict[str, Any], payload: bytes) -> bytes:
+        steady = _plain_content_chunk(chunk) and self._rules.state.choices.get(0, _UNSTARTED).started
+        out = self._chunk(chunk)
+        if steady and out:
+            self._learn(payload, out)
+        return out
+
+    def _learn(self, payload: bytes, out: bytes) -> None:
+        """Keeps a template if this chunk's rewrite does not depend on its text."""
+        for match in _CONTENT_VALUE.finditer(payload):
+            text = match.group(1)
+            if len(text) <= 2 or not _CANONICAL_STRING.fullmatch(text) or not _utf8(text):
+                continue
+            prefix, suffix = payload[: match.start(1)], payload[match.end(1) :]
+            probe_payload = prefix + _PROBE_JSON + suffix
+            try:
+                probe = json.loads(probe_payload)
+                expected = json.loads(payload)
+            except ValueError:
+                continue
+            expected["choices"][0]["delta"]["content"] = _PROBE
+            if probe != expected:
+                continue  # that "content" was not the delta's
+            rules = self._rules
+            before = copy.deepcopy(rules.state)
+            saved, rules.repairs = rules.repairs, Counter()
+            try:
+                probe_out = rules.rewrite(probe)
+                repairs = rules.repairs
+            finally:
+                rules.repairs = saved
+            if probe_out is None or rules.state != before:
+                rules.state = before
+                return
+            probe_bytes = encode_data(dump(probe_out))
+            at = probe_bytes.find(_PROBE_JSON)
+            if at < 0 or probe_bytes.count(_PROBE_JSON) != 1:
+                return
+            out_prefix, out_suffix = probe_bytes[:at], probe_bytes[at + len(_PROBE_JSON) :]
+            if out_prefix + text + out_suffix != out:
+                return
+            self._templates.insert(0, _Template(prefix, suffix, out_prefix, out_suffix, repairs))
+            if len(self._templates) > _MAX_TEMPLATES:
+                self._retire(self._templates.pop())
+            return
+
+    def _retire(self, template: _Template) -> None:
+        if not template.uses:
+            self._learning_budget -= 1
+        for name, n in template.repairs.items():
+            self._repairs[name] += n * template.uses
+
+
+class _Unstarted:
+    started = False
+
+
+_UNSTARTED = _Unstarted()
+
+
+def _plain_content_chunk(chunk: dict[str, Any]) -> bool:
+    """One choice, index 0, string content, no tool calls, not finishing."""
+    choices = chunk.get("choices")
+    if not isinstance(choices, list) or len(choices) != 1:
+        return False
+    choice = choices[0]
+    if not isinstance(choice, dict) or choice.get("index") != 0 or choice.get("finish_reason"):
+        return False
+    delta = choice.get("delta")
+    return isinstance(delta, dict) and isinstance(delta.get("content"), str) and not delta.get("tool_calls")
+
+
+def _utf8(text: bytes) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

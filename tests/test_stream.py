@@ -1,0 +1,256 @@
+"""The stream as a whole: framing, termination, fallbacks, and split invariance."""
+
+import json
+import logging
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from normalize import ChatStream, Options
+from recorded import (
+    ALL_STREAMS,
+    EXO_STREAM,
+    NIM_STREAM,
+    NIM_STREAM_EVENTS,
+    NIM_STREAM_REPAIRED,
+    NIM_TEXT,
+    OPENAI_STREAM,
+    TGI_STREAM,
+    nim_chunk,
+)
+
+OPTIONS = Options(make_id=lambda: "chatcmpl-synth", make_call_id=lambda: "call_synth", now=lambda: 1700000000)
+
+
+def run(pieces, options=OPTIONS):
+    stream = ChatStream(options)
+    out = [stream.feed(piece) for piece in pieces]
+    out.append(stream.close())
+    return b"".join(out), stream
+
+
+def events(body):
+    return [e for e in body.split(b"\n\n") if e]
+
+
+def chunks(body):
+    return [json.loads(e[6:]) for e in events(body) if e.startswith(b"data: {")]
+
+
+def content_of(body):
+    return "".join(str(c["choices"][0]["delta"].get("content")) for c in chunks(body) if c["choices"] and "content" in c["choices"][0]["delta"])
+
+
+def test_nim_stream():
+    out, stream = run(NIM_STREAM_EVENTS)
+    assert out == NIM_STREAM_REPAIRED
+    assert content_of(out) == NIM_TEXT
+    assert stream.events == len(NIM_STREAM_EVENTS)
+
+
+def test_no_buffering():
+    # Each complete event is answered in the call that completed it.
+    stream = ChatStream(OPTIONS)
+    expected = events(NIM_STREAM_REPAIRED)
+    for event, want in zip(NIM_STREAM_EVENTS, expected):
+        assert stream.feed(event) == want + b"\n\n"
+    assert stream.close() == b""
+
+
+def test_unfinished_event_is_held_then_completed():
+    stream = ChatStream(OPTIONS)
+    first = NIM_STREAM_EVENTS[0]
+    assert stream.feed(first[:-1]) == b""
+    assert stream.feed(first[-1:]).startswith(b'data: {"id"')
+
+
+def test_data_without_space():
+    out, stream = run([TGI_STREAM])
+    assert events(out)[0].startswith(b'data: {"id":"chatcmpl-synth","object":"chat.completion.chunk"')
+    assert stream.repairs["data_without_space"] == 3
+
+
+def test_keep_alive_comments_pass_through():
+    out, _ = run([TGI_STREAM])
+    assert b"\n\n:\n\n" in out
+    out, _ = run([b": keep-alive\n\n" + NIM_STREAM])
+    assert out.startswith(b": keep-alive\n\ndata: {")
+
+
+def test_tgi_stream():
+    out, _ = run([TGI_STREAM])
+    got = chunks(out)
+    assert [c["choices"][0]["delta"] for c in got] == [{"role": "assistant", "content": "Hel"}, {"content": "lo"}]
+    assert got[-1]["choices"][0]["finish_reason"] == "stop"
+    assert {c["id"] for c in got} == {"chatcmpl-synth"}
+    assert out.endswith(b"\n\n:\n\n" + events(out)[2] + b"\n\ndata: [DONE]\n\n")
+
+
+def test_cr_line_ends():
+    for sep in (b"\r\n", b"\r"):
+        out, stream = run([NIM_STREAM.replace(b"\n", sep)])
+        assert out == NIM_STREAM_REPAIRED
+        assert stream.repairs["cr_line_ends"] == 1
+
+
+def test_done_missing():
+    out, stream = run([EXO_STREAM])
+    got = chunks(out)
+    assert [c["object"] for c in got] == ["chat.completion.chunk"] * 3
+    assert got[-1]["choices"] == [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]
+    assert out.endswith(b"data: [DONE]\n\n") and out.count(b"[DONE]") == 1
+    assert stream.repairs["done_missing"] == 1
+    assert stream.repairs["finish_reason_never_sent"] == 1
+
+
+def test_done_repeated():
+    out, stream = run([NIM_STREAM + b"data: [DONE]\n\n"])
+    assert out == NIM_STREAM_REPAIRED
+    assert stream.repairs["done_repeated"] == 1
+
+
+def test_finish_reason_never_sent_before_done():
+    body = b"".join(NIM_STREAM_EVENTS[:-2]) + b"data: [DONE]\n\n"
+    out, _ = run([body])
+    assert chunks(out)[-1]["choices"][0]["finish_reason"] == "stop"
+    assert out.endswith(b'"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
+
+
+def test_chunk_after_done(caplog):
+    with caplog.at_level(logging.WARNING):
+        out, stream = run([NIM_STREAM + nim_chunk("late")])
+    assert out == NIM_STREAM_REPAIRED
+    assert stream.repairs["chunk_after_done"] == 1
+    assert "after [DONE]" in caplog.text
+
+
+def test_named_event():
+    body = b"event: message\ndata: " + NIM_STREAM_EVENTS[0][6:] + b"event: delta\nid: 4\n" + NIM_STREAM_EVENTS[1]
+    out, stream = run([body])
+    repaired = events(NIM_STREAM_REPAIRED)
+    assert events(out)[:2] == [repaired[0], b"id: 4\n" + repaired[1]]
+    assert stream.repairs["named_event"] == 1
+
+
+def test_multiline_data_is_joined():
+    first = NIM_STREAM_EVENTS[0][6:-2]
+    split_at = first.index(b',"choices"')
+    out, _ = run([b"data: " + first[:split_at] + b"\ndata: " + first[split_at:] + b"\n\n"])
+    assert events(out)[0] == events(NIM_STREAM_REPAIRED)[0]
+
+
+def test_not_json_passes_through(caplog):
+    with caplog.at_level(logging.WARNING):
+        out, _ = run([b"data: {not json\n\n" + NIM_STREAM])
+    assert out == b"data: {not json\n\n" + NIM_STREAM_REPAIRED
+    assert caplog.text.count("not JSON") == 1
+
+
+def test_json_not_chunk_passes_through():
+    out, _ = run([b'data: ["a"]\n\ndata: {"hello":1}\n\n'])
+    assert out == b'data: ["a"]\n\ndata: {"hello":1}\n\ndata: [DONE]\n\n'
+
+
+def test_truncated_event_at_end_is_flushed_as_received():
+    cut = NIM_STREAM_EVENTS[1][:40]
+    out, stream = run([NIM_STREAM_EVENTS[0], cut])
+    assert out == events(NIM_STREAM_REPAIRED)[0] + b"\n\n" + cut
+    assert b"[DONE]" not in out
+
+
+def test_event_without_blank_line_at_end_is_still_an_event():
+    out, _ = run([NIM_STREAM[:-2]])
+    assert out == NIM_STREAM_REPAIRED
+
+
+def test_overflowing_event_goes_raw(caplog):
+    options = Options(max_event_bytes=100)
+    with caplog.at_level(logging.WARNING):
+        out, stream = run([NIM_STREAM_EVENTS[0], b"data: " + b"x" * 200, b"\n\nmore"], options)
+    assert out.endswith(b"data: " + b"x" * 200 + b"\n\nmore")
+    assert stream.raw
+    assert "normalize_max_event_bytes" in caplog.text
+
+
+def test_failure_passes_the_rest_through(monkeypatch, caplog):
+    stream = ChatStream(OPTIONS)
+    first = stream.feed(NIM_STREAM_EVENTS[0])
+
+    def boom(chunk):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(stream._rules, "rewrite", boom)
+    with caplog.at_level(logging.ERROR):
+        rest = stream.feed(NIM_STREAM_EVENTS[1][:10]) + stream.feed(NIM_STREAM_EVENTS[1][10:] + NIM_STREAM_EVENTS[2])
+    assert first == events(NIM_STREAM_REPAIRED)[0] + b"\n\n"
+    assert rest == NIM_STREAM_EVENTS[1] + NIM_STREAM_EVENTS[2]
+    assert stream.close() == b""
+    assert caplog.text.count("rewrite failed") == 1
+
+
+def test_lone_surrogate_is_escaped():
+    out, _ = run([nim_chunk("a") + b'data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"\\ud83d"},"finish_reason":null}]}\n\n'])
+    assert b'"content":"\\ud83d"' in out
+
+
+def test_openai_stream_is_unchanged():
+    out, stream = run([OPENAI_STREAM])
+    assert out == OPENAI_STREAM
+    assert not stream.repairs
+
+
+# -- properties ---------------------------------------------------------------
+
+@st.composite
+def split_points(draw, body):
+    cuts = draw(st.lists(st.integers(0, len(body)), max_size=40))
+    return [body[a:b] for a, b in zip([0, *sorted(cuts)], [*sorted(cuts), len(body)])]
+
+
+@pytest.mark.parametrize("name", sorted(ALL_STREAMS))
+@given(data=st.data())
+def test_any_split_gives_identical_output(name, data):
+    body = ALL_STREAMS[name]
+    whole, _ = run([body])
+    assert run(data.draw(split_points(body)))[0] == whole
+
+
+@pytest.mark.parametrize("name", sorted(ALL_STREAMS))
+def test_single_byte_chunks(name):
+    body = ALL_STREAMS[name]
+    assert run([body[i : i + 1] for i in range(len(body))])[0] == run([body])[0]
+
+
+@pytest.mark.parametrize("name", sorted(ALL_STREAMS))
+def test_normalizing_twice_changes_nothing(name):
+    once, _ = run([ALL_STREAMS[name]])
+    twice, stream = run([once])
+    assert twice == once
+    assert not stream.repairs
+
+
+@pytest.mark.parametrize("name", sorted(ALL_STREAMS))
+def test_fast_path_gives_the_same_bytes_as_the_rules(name):
+    slow = Options(make_id=OPTIONS.make_id, make_call_id=OPTIONS.make_call_id, now=OPTIONS.now, fast_path=False)
+    body = ALL_STREAMS[name]
+    fast_out, fast = run([body])
+    slow_out, slow_stream = run([body], slow)
+    assert fast_out == slow_out
+    assert fast.repairs == slow_stream.repairs
+
+
+def test_fast_path_is_used_for_nim():
+    stream = ChatStream(OPTIONS)
+    for event in NIM_STREAM_EVENTS:
+        stream.feed(event)
+    assert sum(t.uses for t in stream._templates) == len(NIM_STREAM_EVENTS) - 4
+
+
+@given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=20))
+def test_fast_path_content_is_exact(pieces):
+    body = nim_chunk(None, role="assistant") + b"".join(nim_chunk(p) for p in pieces) + b"data: [DONE]\n\n"
+    out, _ = run([body])
+    slow, _ = run([body], Options(make_id=OPTIONS.make_id, now=OPTIONS.now, fast_path=False))
+    assert out == slow
+    assert content_of(out) == "".join(pieces)
