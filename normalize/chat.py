@@ -55,6 +55,8 @@ class StreamState:
     created: int | None = None
     model: str | None = None
     choices: dict[int, ChoiceState] = field(default_factory=dict)
+    usage: Any = None  # the latest usage seen, sent at the end when the client asked
+    usage_chunk: dict[str, Any] | None = None  # the upstream's own usage chunk, if it sent one
 
 
 def looks_like_chunk(obj: dict[str, Any]) -> bool:
@@ -77,6 +79,8 @@ class ChunkRules:
     # -- the chunk -----------------------------------------------------------
 
     def rewrite(self, chunk: dict[str, Any]) -> dict[str, Any] | None:
+        if chunk.get("choices") == [] and not self.options.include_usage:
+            return self.empty_choices_chunk()
         out: dict[str, Any] = {
             "id": self.chunk_id_missing_or_changing(chunk.get("id")),
             "object": self.chunk_object_wrong(chunk.get("object")),
@@ -89,6 +93,7 @@ class ChunkRules:
             rewritten = self.choice(choice, position)
             if rewritten is not None:
                 choices_out.append(rewritten)
+        usage = None
         for key, value in chunk.items():
             if key in out:
                 continue
@@ -96,13 +101,41 @@ class ChunkRules:
                 out["choices"] = choices_out
             elif value is None:
                 self.null_fields(key)
+            elif key == "usage" and self.options.include_usage:
+                usage = value  # sent once, at the end, as OpenAI does
             else:
                 out[key] = value
         if "choices" not in out:
             out["choices"] = choices_out
-        if choices_in and not choices_out and out.keys() <= BOOKKEEPING:
-            return None  # every choice was empty (each counted as empty_chunk)
+        if self.options.include_usage and self.usage_not_last(out, usage, bool(choices_in)):
+            return None  # the upstream's usage chunk: sent at the end instead
+        if not choices_out and out.keys() <= BOOKKEEPING:
+            if not choices_in and usage is None:
+                self.note("empty_chunk")
+            return None  # nothing left to say (empty choices are counted as empty_chunk)
         return out
+
+    def empty_choices_chunk(self) -> None:
+        """llama.cpp usage chunks, Azure prompt-filter chunks: clients index choices[0]."""
+        self.note("empty_choices_chunk")
+        return None
+
+    def usage_not_last(self, chunk: dict[str, Any], usage: Any, has_choices: bool) -> bool:
+        """Usage on content chunks, on every chunk, or under x_groq: kept for one
+        final chunk. True when `chunk` is the upstream's own usage chunk."""
+        groq = chunk.get("x_groq")
+        if usage is None and isinstance(groq, dict) and isinstance(groq.get("usage"), dict):
+            self.note("usage_under_x_groq")
+            usage = groq["usage"]
+        if usage is None:
+            return False
+        self.state.usage = usage
+        if has_choices:
+            self.note("usage_not_last")
+            return False
+        # Keep its extras (system_fingerprint, ...) for the chunk sent at the end.
+        self.state.usage_chunk = chunk
+        return True
 
     def chunk_id_missing_or_changing(self, value: Any) -> str:
         state = self.state
@@ -139,9 +172,13 @@ class ChunkRules:
         if isinstance(value, str) and value:
             if not self.state.model:
                 self.state.model = value
-            return value
+            return self.reported_model(value)
         self.note("model_missing")
-        return self.fallback_model()
+        return self.reported_model(self.fallback_model())
+
+    def reported_model(self, model: str) -> str:
+        """The alias the client asked for, when the addon mapped it to another model."""
+        return self.options.model_alias or model
 
     def fallback_model(self) -> str:
         """The upstream's model name when it gave one, else the one the client asked for."""
@@ -376,8 +413,21 @@ class ChunkRules:
 
     # -- the end -------------------------------------------------------------
 
+    def closing_chunks(self) -> list[dict[str, Any]]:
+        """What OpenAI sends before [DONE] that the upstream did not: a finish for
+        every unfinished choice, then the usage chunk when the client asked for it."""
+        out = [self.closing_chunk([choice]) for choice in self.missing_finish_reason()]
+        usage = self.state.usage
+        if usage is not None:
+            chunk = self.state.usage_chunk or self.closing_chunk([])
+            chunk["choices"] = []
+            chunk["usage"] = usage
+            out.append(chunk)
+            self.state.usage = self.state.usage_chunk = None
+        return out
+
     def missing_finish_reason(self) -> list[dict[str, Any]]:
-        """Chunks that finish every choice the upstream left unfinished."""
+        """Finishing choices for every choice the upstream left unfinished."""
         out = []
         for index, state in self.state.choices.items():
             if state.finish_reason is not None:
@@ -385,13 +435,14 @@ class ChunkRules:
             reason = "tool_calls" if state.saw_tool_calls else "stop"
             state.finish_reason = reason
             self.note("finish_reason_never_sent")
-            out.append(
-                {
-                    "id": self.state.id,
-                    "object": CHUNK,
-                    "created": self.state.created,
-                    "model": self.fallback_model(),
-                    "choices": [{"index": index, "delta": {}, "logprobs": None, "finish_reason": reason}],
-                }
-            )
+            out.append({"index": index, "delta": {}, "logprobs": None, "finish_reason": reason})
         return out
+
+    def closing_chunk(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "id": self.state.id or self.chunk_id_missing_or_changing(None),
+            "object": CHUNK,
+            "created": self.state.created if self.state.created is not None else self.options.now(),
+            "model": self.reported_model(self.fallback_model()),
+            "choices": choices,
+        }

@@ -24,8 +24,13 @@ def unix_now() -> int:
 class Options:
     """What one stream needs to know beyond its bytes."""
 
-    # The model the client asked for; used when chunks name none.
+    # The model sent upstream; used when chunks name none.
     model: str | None = None
+    # The alias the client asked for (normalize_model_map): reported as the model.
+    model_alias: str | None = None
+    # The client asked for stream_options.include_usage: usage comes once, in a
+    # final chunk with empty choices. When it did not, empty-choices chunks go.
+    include_usage: bool = False
     # An event (or line) larger than this is not parsed: the stream goes raw.
     max_event_bytes: int = 8 * 1024 * 1024
     # Splice plain content chunks through learned templates (same bytes, less work).

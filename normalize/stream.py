@@ -233,7 +233,7 @@ class ChatStream:
         return self._finish()
 
     def _finish(self) -> bytes:
-        out = [encode_data(dump(chunk)) for chunk in self._rules.missing_finish_reason()]
+        out = [encode_data(dump(chunk)) for chunk in self._rules.closing_chunks()]
         self._done = True
         out.append(DONE)
         return b"".join(out)

@@ -189,11 +189,6 @@ def test_empty_chunk_keeps_extras():
     assert out is not None and out["timings"] == {"predicted_n": 3}
 
 
-def test_empty_choices_pass_through_with_usage():
-    out = make_rules().rewrite(chunk(choices=[], usage={"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}))
-    assert out["choices"] == [] and out["usage"]["total_tokens"] == 3
-
-
 # -- tool calls ---------------------------------------------------------------
 
 def tool_chunk(*calls, finish_reason=None):
@@ -315,7 +310,7 @@ def test_tool_arguments_preserved_byte_for_byte():
 def test_finish_reason_never_sent():
     rules = make_rules()
     run(rules, chunk({"content": "a"}), tool_chunk({"index": 0, "id": "x", "type": "function", "function": {"name": "f", "arguments": "{}"}}, ), chunk({"content": "b"}, index=1))
-    finishes = rules.missing_finish_reason()
+    finishes = rules.closing_chunks()
     assert [(c["choices"][0]["index"], c["choices"][0]["finish_reason"]) for c in finishes] == [(0, "tool_calls"), (1, "stop")]
     assert finishes[0] == {
         "id": "c1",
@@ -324,7 +319,53 @@ def test_finish_reason_never_sent():
         "model": "m",
         "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "tool_calls"}],
     }
-    assert rules.missing_finish_reason() == []
+    assert rules.closing_chunks() == []
+
+
+# -- usage --------------------------------------------------------------------
+
+USAGE = {"prompt_tokens": 14, "completion_tokens": 30, "total_tokens": 44}
+
+
+def test_empty_choices_chunk():
+    # llama.cpp sends a usage chunk unasked; Azure sends prompt-filter chunks.
+    rules = make_rules()
+    assert rules.rewrite(chunk(choices=[], usage=USAGE)) is None
+    assert rules.rewrite(chunk(choices=[], prompt_filter_results=[{"prompt_index": 0}], id="", model="")) is None
+    assert rules.repairs["empty_choices_chunk"] == 2
+
+
+def test_usage_not_last():
+    # NIM with include_usage: usage on every chunk; OpenAI sends it once, at the end.
+    rules = make_rules(include_usage=True)
+    outs = run(rules, chunk({"content": "a"}, usage={**USAGE, "completion_tokens": 1}), chunk({}, "stop", usage=USAGE))
+    assert all("usage" not in o for o in outs)
+    (final,) = rules.closing_chunks()
+    assert final == {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [], "usage": USAGE}
+    assert rules.repairs["usage_not_last"] == 2
+
+
+def test_usage_chunk_from_upstream_is_sent_last():
+    rules = make_rules(include_usage=True)
+    usage_chunk = chunk(choices=[], usage=USAGE, system_fingerprint="fp_1")
+    assert rules.rewrite(chunk({"content": "a"})) is not None
+    assert rules.rewrite(usage_chunk) is None
+    assert rules.closing_chunks()[-1] == {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "system_fingerprint": "fp_1", "choices": [], "usage": USAGE}
+    assert not rules.repairs["usage_not_last"]
+
+
+def test_usage_under_x_groq():
+    rules = make_rules(include_usage=True)
+    out = rules.rewrite(chunk({}, "stop", x_groq={"id": "req_1", "usage": USAGE}))
+    assert out["x_groq"] == {"id": "req_1", "usage": USAGE}
+    assert rules.closing_chunks()[-1]["usage"] == USAGE
+    assert rules.repairs["usage_under_x_groq"] == 1
+
+
+def test_model_aliased():
+    rules = make_rules(model_alias="gpt-4o")
+    assert rules.rewrite(chunk({"content": "a"}, model="meta/llama-3.1-70b-instruct"))["model"] == "gpt-4o"
+    assert rules.closing_chunks()[0]["model"] == "gpt-4o"
 
 
 def test_conforming_chunks_are_unchanged():
