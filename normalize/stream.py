@@ -83,7 +83,7 @@ class ChatStream:
         self._split = EventSplitter(self.options.max_event_bytes)
         self._templates: list[_Template] = []
         self._learning_budget = _LEARNING_BUDGET if self.options.fast_path else 0
-        self._saw_data = False
+        self._saw_chunk = False  # a chat chunk came: the stream must end as OpenAI's does
         self._done = False
         self._truncated = False
         self._warned: set[str] = set()
@@ -129,7 +129,7 @@ class ChatStream:
             out = []
             if tail.strip(b"\n"):
                 out.append(self._event(tail, at_end=True))
-            if self._saw_data and not self._done and not self._truncated:
+            if self._saw_chunk and not self._done and not self._truncated:
                 self._repairs["done_missing"] += 1
                 out.append(self._finish())
             return b"".join(out)
@@ -160,7 +160,6 @@ class ChatStream:
             if not self._done:
                 fast = self._spliced(payload)
                 if fast is not None:
-                    self._saw_data = True
                     return fast
             return self._data(payload, block, at_end)
 
@@ -171,6 +170,8 @@ class ChatStream:
         fields = [line for line in block.split(b"\n") if line and line[:1] != b":"]
         if event.data is None:
             # Comments, or fields without data: nothing to repair, keep them.
+            if event.unknown:
+                self._warn_once("not_sse", "a line is not a server-sent event field; passing it through unchanged")
             return comments + (b"\n".join(fields) + b"\n\n" if fields else b"")
         kept = b"".join(line + b"\n" for line in fields if not line.startswith((b"data", b"event")))
         if event.data == b"[DONE]":
@@ -213,11 +214,10 @@ class ChatStream:
         return obj
 
     def _passthrough(self, block: bytes, at_end: bool) -> bytes:
-        self._saw_data = True
         return block if at_end and self._truncated else block + b"\n\n"
 
     def _chunk(self, chunk: dict[str, Any]) -> bytes:
-        self._saw_data = True
+        self._saw_chunk = True
         if self._done:
             self._warn_once("after_done", "a chunk came after [DONE]; dropping it, as clients stop reading there")
             self._repairs["chunk_after_done"] += 1
@@ -226,7 +226,6 @@ class ChatStream:
         return b"" if out is None else encode_data(dump(out))
 
     def _done_event(self) -> bytes:
-        self._saw_data = True
         if self._done:
             self._repairs["done_repeated"] += 1
             return b""

@@ -148,8 +148,9 @@ def test_not_json_passes_through(caplog):
 
 
 def test_json_not_chunk_passes_through():
+    # Nothing here is a chat chunk, so nothing is added either.
     out, _ = run([b'data: ["a"]\n\ndata: {"hello":1}\n\n'])
-    assert out == b'data: ["a"]\n\ndata: {"hello":1}\n\ndata: [DONE]\n\n'
+    assert out == b'data: ["a"]\n\ndata: {"hello":1}\n\n'
 
 
 def test_truncated_event_at_end_is_flushed_as_received():
@@ -187,6 +188,17 @@ def test_failure_passes_the_rest_through(monkeypatch, caplog):
     assert rest == NIM_STREAM_EVENTS[1] + NIM_STREAM_EVENTS[2]
     assert stream.close() == b""
     assert caplog.text.count("rewrite failed") == 1
+
+
+def test_garbage_passes_through(caplog):
+    with caplog.at_level(logging.WARNING):
+        out, _ = run([b"\xff\xfe garbage \x00\x01\n\n"])
+    assert out == b"\xff\xfe garbage \x00\x01\n\n"
+    assert "not a server-sent event field" in caplog.text
+
+
+def test_empty_body():
+    assert run([])[0] == b""
 
 
 def test_lone_surrogate_is_escaped():
