@@ -26,9 +26,12 @@ SSE = "text/event-stream; charset=utf-8"
 
 
 def parse_hosts(entries: collections.abc.Iterable[str]) -> frozenset[tuple[str, int | None]]:
-    """`host` or `host:port` (IPv6 as `[::1]:port`) -> {(host, port or None)}."""
+    """`host` or `host:port` (IPv6 as `[::1]:port`) -> {(host, port or None)}.
+
+    An entry may also hold several, separated by commas (`--set normalize_hosts=a,b`).
+    """
     hosts = set()
-    for entry in entries:
+    for entry in (part for item in entries for part in (item.split(",") if "," in item else [item])):
         text = entry.strip().lower()
         if not text:
             raise ValueError("empty host")
@@ -153,13 +156,13 @@ class Normalize:
         response = flow.response
         if response is None or not self.targeted(flow) or not is_chat_completions(flow.request.path):
             return
-        if flow.request.method == "HEAD" or response.status_code in (204, 304):
-            return
+        if flow.request.method == "HEAD" or not 200 <= response.status_code < 300 or response.status_code == 204:
+            return  # errors are whole bodies (NIM sends problem+json as `data:{...}`), handled in `response`
         content_type = response.headers.get("content-type", "").lower()
         body = request_json(flow)
         if "text/event-stream" not in content_type:
             # exo sends streams as application/json: trust the request instead.
-            if not (body.get("stream") is True and 200 <= response.status_code < 300):
+            if body.get("stream") is not True:
                 return
             log.info("%s: stream sent as %r; answering as text/event-stream", label(flow), content_type or "no content-type")
         label_ = label(flow)

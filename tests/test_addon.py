@@ -47,13 +47,14 @@ def drive(flow, pieces):
         (["integrate.api.nvidia.com"], {("integrate.api.nvidia.com", None)}),
         (["Host.Example:8443"], {("host.example", 8443)}),
         (["[::1]:8080", "::1"], {("::1", 8080), ("::1", None)}),
+        (["127.0.0.1:5,127.0.0.1:6"], {("127.0.0.1", 5), ("127.0.0.1", 6)}),
     ],
 )
 def test_parse_hosts(entries, expected):
     assert addon.parse_hosts(entries) == expected
 
 
-@pytest.mark.parametrize("bad", ["", "host:0", "host:port", "host:99999", "http://host/x"])
+@pytest.mark.parametrize("bad", ["", "a,,b", "host:0", "host:port", "host:99999", "http://host/x"])
 def test_bad_hosts_option_is_refused(bad):
     a = addon.Normalize()
     with taddons.context(a) as tctx:
@@ -134,6 +135,12 @@ def test_json_reply_to_a_non_stream_request_is_not_a_stream(normalize):
 
 def test_error_reply_to_a_stream_request_is_not_a_stream(normalize):
     flow = chat_flow(content_type="application/json", status=422)
+    normalize.responseheaders(flow)
+    assert flow.response.stream is False
+
+
+def test_error_labelled_as_a_stream_is_not_a_stream(normalize):
+    flow = chat_flow(status=422)
     normalize.responseheaders(flow)
     assert flow.response.stream is False
 
