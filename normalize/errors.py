@@ -1,0 +1,214 @@
+"""OpenAI's error shape from every upstream's.
+
+Contract: `error_body(status, body, content_type)` turns the body of a non-2xx
+reply into `{"error": {"message", "type", "param", "code"}}` and names the
+upstream behaviour it repaired ("" when the body already was OpenAI's shape;
+it then comes back as it was). `stream_error(obj)` does the same for a JSON
+value met inside a stream and gives None when that value is not an error;
+`stream_error_line(payload)` reads the JSON llama.cpp writes after `error:`.
+Pure and total: any bytes in, an OpenAI error out, nothing raised.
+
+`message` is always a non-empty string (openai-python and the AI SDK read
+it), `param` and `code` are always present. A `type` the upstream gives is
+kept; otherwise it is derived from the status the way OpenAI's own errors
+read: `invalid_request_error` for 4xx (OpenAI uses it for 401 and 404 too),
+`requests` for 429 (its request rate-limit type), `server_error` otherwise.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from http import HTTPStatus
+from typing import Any
+
+from .completion import parse_json_body, strip_body
+
+# Gateway pages can be long; the message is for a human to read, not an archive.
+MAX_MESSAGE = 1000
+OPENAI_KEYS = ("message", "type", "param", "code")
+
+_HIDDEN = re.compile(rb"<!--.*?-->|<(head|script|style)\b.*?</\1\s*>", re.S | re.I)
+_TAG = re.compile(rb"<[^>]*>")
+
+
+def error_body(status: int, body: bytes, content_type: str = "") -> tuple[dict[str, Any], str]:
+    """OpenAI's error for a non-2xx reply, and the repair made ("" for none)."""
+    if not body.strip():
+        return openai_error(reason(status), status), "error_body_empty"
+    obj = parse_json_body(body)
+    if obj is None:
+        return openai_error(visible_text(strip_body(body), content_type) or reason(status), status), "error_not_json"
+    found = error_object(obj, status, content_type)
+    if found is None:
+        return error_unknown_shape(obj, body, status), "error_unknown_shape"
+    error, repair = found
+    if not repair and body.lstrip().startswith(b"data:"):
+        repair = "error_data_prefix"
+    return error, repair
+
+
+def stream_error(obj: object) -> dict[str, Any] | None:
+    """OpenAI's error for a JSON value seen inside a stream, or None when it is no error."""
+    found = error_object(obj)
+    return None if found is None else found[0]
+
+
+def stream_error_line(payload: bytes) -> dict[str, Any]:
+    """OpenAI's error from what llama.cpp writes after `error:` (its JSON, or text)."""
+    obj = parse_json_body(payload)
+    found = error_object(obj)
+    if found is not None:
+        return found[0]
+    if isinstance(obj, dict):
+        return wrapped(obj, None)
+    return openai_error(visible_text(payload) or "error", None)
+
+
+def error_object(obj: object, status: int | None = None, content_type: str = "") -> tuple[dict[str, Any], str] | None:
+    """OpenAI's error and the repair's name, for any error shape we know; None for anything else."""
+    if isinstance(obj, list):
+        if len(obj) == 1 and isinstance(obj[0], dict) and (found := error_object(obj[0], status, content_type)) is not None:
+            return found[0], "error_in_array"  # Gemini compat
+        return None
+    if not isinstance(obj, dict):
+        return None
+    error = obj.get("error")
+    if isinstance(error, dict):
+        return error_fields_missing(obj, error, status)
+    if isinstance(error, str) and error:
+        return error_is_string(obj, status), "error_is_string"
+    if "choices" in obj:
+        return None
+    if obj.get("object") == "error" or (isinstance(obj.get("message"), str) and ("type" in obj or "code" in obj)):
+        return wrapped({k: v for k, v in obj.items() if k != "object"}, status), "error_not_wrapped"
+    if "problem+json" in content_type.lower() or ("title" in obj and ("status" in obj or "type" in obj)):
+        return nim_problem_json(obj, status), "nim_problem_json"
+    if "detail" in obj:
+        return error_is_detail(obj["detail"], status), "error_is_detail"
+    return None
+
+
+# -- one function per upstream shape -------------------------------------------
+
+
+def error_fields_missing(obj: dict[str, Any], error: dict[str, Any], status: int | None) -> tuple[dict[str, Any], str]:
+    """`{"error": {...}}`: OpenAI's own, or TGI's newer one with only message and http_status_code."""
+    fixed = wrapped(error, status)
+    if fixed["error"] == error:
+        return obj, ""
+    return {**obj, **fixed}, "error_fields_missing"
+
+
+def error_is_string(obj: dict[str, Any], status: int | None) -> dict[str, Any]:
+    """TGI before PR #2668: `{"error": "<message>", "error_type": "<type>"}`."""
+    kind = obj.get("error_type")
+    return openai_error(obj["error"], status, kind if isinstance(kind, str) and kind else None)
+
+
+def nim_problem_json(obj: dict[str, Any], status: int | None) -> dict[str, Any]:
+    """NIM's RFC 7807 problem details; its `type` is a URN, not an error type, so it is not kept."""
+    message = detail_text(obj.get("detail")) or detail_text(obj.get("title"))
+    problem_status = obj.get("status")
+    if status is None and isinstance(problem_status, int):
+        status = problem_status
+    return openai_error(message or reason(status), status)
+
+
+def error_is_detail(detail: Any, status: int | None) -> dict[str, Any]:
+    """FastAPI (and NIM behind it): `{"detail": "..."}`, `{"detail": [{"loc", "msg"}, ...]}` or `{"detail": {...}}`."""
+    if isinstance(detail, dict):
+        return wrapped(detail, status)
+    return openai_error(detail_text(detail) or reason(status), status)
+
+
+def error_unknown_shape(obj: object, body: bytes, status: int) -> dict[str, Any]:
+    if isinstance(obj, dict) and isinstance(obj.get("message"), str) and obj["message"]:
+        return openai_error(obj["message"], status)  # e.g. Kong: {"message": "no Route matched ..."}
+    if isinstance(obj, str) and obj:
+        return openai_error(obj, status)
+    return openai_error(visible_text(strip_body(body)) or reason(status), status)
+
+
+# -- building blocks -----------------------------------------------------------
+
+
+def wrapped(error: dict[str, Any], status: int | None) -> dict[str, Any]:
+    """`{"error": error}` with message, type, param and code present and well typed, other keys kept."""
+    if status is None:
+        status = next((v for v in (error.get("http_status_code"), error.get("code")) if http_error_status(v)), None)
+    message = error.get("message")
+    if not (isinstance(message, str) and message):
+        message = reason(status) if message is None or message == "" else dumps(message)
+    kind = error.get("type")
+    code = error.get("code")
+    if not valid_code(code):
+        code = None
+    out = openai_error(message, status, kind if isinstance(kind, str) and kind else None, error.get("param"), code)
+    out["error"].update((k, v) for k, v in error.items() if k not in OPENAI_KEYS)
+    return out
+
+
+def openai_error(message: str, status: int | None, kind: str | None = None, param: Any = None, code: Any = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind or error_type(status), "param": param, "code": code}}
+
+
+def error_type(status: int | None) -> str:
+    if status == 429:
+        return "requests"
+    if status is not None and 400 <= status < 500:
+        return "invalid_request_error"
+    return "server_error"
+
+
+def reason(status: int | None) -> str:
+    """The HTTP reason phrase: the message of a reply that says nothing else."""
+    if status is None:
+        return "error"
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP status {status}"
+
+
+def valid_code(code: Any) -> bool:
+    return code is None or isinstance(code, str) or (isinstance(code, int) and not isinstance(code, bool))
+
+
+def http_error_status(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 400 <= value <= 599
+
+
+def detail_text(detail: Any) -> str:
+    """A problem's or FastAPI's detail as one line of text."""
+    if isinstance(detail, str):
+        return detail.strip()
+    if isinstance(detail, list):
+        return "; ".join(filter(None, (validation_text(item) for item in detail)))
+    return "" if detail is None else dumps(detail)
+
+
+def validation_text(item: Any) -> str:
+    """One pydantic validation error, `{"loc": ["body", "x"], "msg": "..."}`, as `body -> x: ...`."""
+    if not isinstance(item, dict):
+        return item.strip() if isinstance(item, str) else dumps(item)
+    loc = item.get("loc")
+    msg = detail_text(item.get("msg"))
+    where = " -> ".join(map(str, loc)) if isinstance(loc, list) else ""
+    return f"{where}: {msg}" if where and msg else msg or where
+
+
+def visible_text(body: bytes, content_type: str = "") -> str:
+    """What a person would read in a gateway's reply: HTML without its markup, or the text itself."""
+    body = body.strip()
+    if "html" in content_type.lower() or body.startswith(b"<"):
+        body = _TAG.sub(b" ", _HIDDEN.sub(b" ", body))
+        text = " ".join(html.unescape(body.decode("utf-8", "replace")).split())
+    else:
+        text = body.decode("utf-8", "replace")
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
