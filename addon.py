@@ -13,11 +13,18 @@ import json
 import logging
 import time
 import zlib
+from collections import Counter
 from typing import Any
 
 from mitmproxy import ctx, exceptions, http
 
 from normalize import ChatStream, Options
+from normalize.completion import parse_json_body, rewrite_completion, strip_body
+from normalize.config import unix_now
+from normalize.errors import error_body
+from normalize.models import models_list, rewrite_model, rewrite_models
+from normalize.request import parse_model_map, rewrite_request
+from normalize.stream import dump
 
 log = logging.getLogger("normalize")
 
@@ -119,10 +126,29 @@ def decoder_for(content_encoding: str) -> Any:
     raise ValueError(encoding)
 
 
+class FlowState:
+    """What the addon remembers of one flow between its hooks; dropped at response or error.
+
+    (A plain class: mitmproxy loads this file as a module that is not in
+    sys.modules, where @dataclass cannot resolve its annotations.)
+    """
+
+    __slots__ = ("repairs", "stream_requested", "include_usage", "model", "alias", "rewriter")
+
+    def __init__(self) -> None:
+        self.repairs: Counter[str] = Counter()
+        self.stream_requested = False  # the request said "stream": true
+        self.include_usage = False  # ... and stream_options.include_usage: true
+        self.model: str | None = None  # the model sent upstream
+        self.alias: str | None = None  # the alias the client asked for, reported back
+        self.rewriter: StreamRewriter | None = None
+
+
 class Normalize:
     def __init__(self) -> None:
         self.hosts: frozenset[tuple[str, int | None]] = parse_hosts(DEFAULT_HOSTS)
-        self.rewriters: dict[str, StreamRewriter] = {}
+        self.model_map: dict[str, str] = {}
+        self.flows: dict[str, FlowState] = {}
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -132,6 +158,34 @@ class Normalize:
             "Hosts whose OpenAI-compatible traffic is rewritten, as host or host:port; "
             "all other traffic passes untouched.",
         )
+        loader.add_option(
+            "normalize_model_map",
+            collections.abc.Sequence[str],
+            [],
+            "Model aliases as alias=upstream-model: requests for the alias go to the upstream model, "
+            "replies report the alias, and /v1/models lists it.",
+        )
+        loader.add_option(
+            "normalize_models",
+            collections.abc.Sequence[str],
+            [],
+            "Model ids the addon lists itself on /v1/models, without asking the upstream "
+            "(for upstreams with no models endpoint; one that answers 404/405 gets the aliases alone).",
+        )
+        loader.add_option(
+            "normalize_drop_params",
+            collections.abc.Sequence[str],
+            [],
+            "Top-level chat request keys removed before the request reaches the upstream "
+            "(for upstreams that reject unknown parameters, like NIM).",
+        )
+        loader.add_option(
+            "normalize_legacy_params",
+            bool,
+            True,
+            "Send max_completion_tokens as max_tokens and developer messages as system messages, "
+            "which older OpenAI-compatible servers understand.",
+        )
 
     def configure(self, updated: set[str]) -> None:
         if "normalize_hosts" in updated:
@@ -139,6 +193,11 @@ class Normalize:
                 self.hosts = parse_hosts(ctx.options.normalize_hosts)
             except ValueError as e:
                 raise exceptions.OptionsError(f"Cannot parse normalize_hosts option: {e}") from e
+        if "normalize_model_map" in updated:
+            try:
+                self.model_map = parse_model_map(list(ctx.options.normalize_model_map))
+            except ValueError as e:
+                raise exceptions.OptionsError(f"Cannot parse normalize_model_map option: {e}") from e
 
     def targeted(self, flow: http.HTTPFlow) -> bool:
         host = flow.request.host.lower().strip("[]")
@@ -152,38 +211,74 @@ class Normalize:
         # Compressed bodies would reach the stream rewrite compressed.
         flow.request.headers["accept-encoding"] = "identity"
 
+    def request(self, flow: http.HTTPFlow) -> None:
+        if not self.targeted(flow) or flow.response is not None:
+            return
+        path = flow.request.path.partition("?")[0].rstrip("/")
+        method = flow.request.method
+        if method == "POST" and path.endswith("/chat/completions"):
+            self.flows[flow.id] = self.chat_request(flow)
+        elif method == "GET" and path.endswith("/models"):
+            if ctx.options.normalize_models:
+                self.answer_models(flow, FlowState(), "models_answered_locally")
+        elif method == "GET" and "/models/" in path:
+            state = FlowState()
+            model = path.rsplit("/", 1)[1]
+            if model in self.model_map:
+                state.alias = model
+                state.repairs["model_alias"] += 1
+                flow.request.path = flow.request.path.replace("/" + model, "/" + self.model_map[model], 1)
+            self.flows[flow.id] = state
+
+    def chat_request(self, flow: http.HTTPFlow) -> FlowState:
+        state = FlowState()
+        body = request_json(flow)
+        if not body:
+            return state
+        new, repairs, alias = rewrite_request(
+            body,
+            model_map=self.model_map,
+            drop_params=list(ctx.options.normalize_drop_params),
+            rename_legacy=ctx.options.normalize_legacy_params,
+        )
+        if repairs:
+            flow.request.content = dump(new)  # also corrects content-length
+        options = body.get("stream_options")
+        state.repairs.update(repairs)
+        state.stream_requested = body.get("stream") is True
+        state.include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        state.model = new.get("model") if isinstance(new.get("model"), str) else None
+        state.alias = alias
+        return state
+
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         response = flow.response
         if response is None or not self.targeted(flow) or not is_chat_completions(flow.request.path):
             return
         if flow.request.method == "HEAD" or not 200 <= response.status_code < 300 or response.status_code == 204:
             return  # errors are whole bodies (NIM sends problem+json as `data:{...}`), handled in `response`
+        state = self.flows.setdefault(flow.id, FlowState())
         content_type = response.headers.get("content-type", "").lower()
-        body = request_json(flow)
         if "text/event-stream" not in content_type:
             # exo sends streams as application/json: trust the request instead.
-            if body.get("stream") is not True:
+            if not state.stream_requested:
                 return
             log.info("%s: stream sent as %r; answering as text/event-stream", label(flow), content_type or "no content-type")
-        label_ = label(flow)
+            state.repairs["stream_sent_as_json"] += 1
         decoder = None
         encoding = response.headers.get("content-encoding", "")
         if encoding.strip().lower() not in ("", "identity"):
             try:
                 decoder = decoder_for(encoding)
             except ValueError:
-                log.warning("%s: upstream used content-encoding %r, which is not decoded here; passing the stream through unchanged", label_, encoding)
+                log.warning("%s: upstream used content-encoding %r, which is not decoded here; passing the stream through unchanged", label(flow), encoding)
                 response.stream = True
                 return
             del response.headers["content-encoding"]
-        model = body.get("model")
-        stream = ChatStream(Options(model=model if isinstance(model, str) else None, label=label_))
-        if "text/event-stream" not in content_type:
-            stream.note("stream_sent_as_json")
+        options = Options(model=state.model, model_alias=state.alias, include_usage=state.include_usage, label=label(flow))
         self.set_stream_headers(flow)
-        rewriter = StreamRewriter(stream, decoder)
-        self.rewriters[flow.id] = rewriter
-        response.stream = rewriter
+        state.rewriter = StreamRewriter(ChatStream(options), decoder)
+        response.stream = state.rewriter
 
     @staticmethod
     def set_stream_headers(flow: http.HTTPFlow) -> None:
@@ -198,17 +293,71 @@ class Normalize:
             headers["transfer-encoding"] = "chunked"
 
     def response(self, flow: http.HTTPFlow) -> None:
-        rewriter = self.rewriters.pop(flow.id, None)
+        state = self.flows.pop(flow.id, None)
+        if flow.response is None or not self.targeted(flow):
+            return
+        state = state or FlowState()
+        if state.rewriter is not None:
+            self.summarize(flow, state.repairs + state.rewriter.stream.repairs, state.rewriter)
+            return
+        if not flow.response.stream:
+            self.whole_body(flow, state)
+        if state.repairs:
+            self.summarize(flow, state.repairs)
+
+    def whole_body(self, flow: http.HTTPFlow, state: FlowState) -> None:
+        """Replies that are not streams: errors, chat completions, model lists."""
+        response = flow.response
+        path = flow.request.path.partition("?")[0].rstrip("/")
+        status = response.status_code
+        if status in (404, 405) and flow.request.method == "GET" and path.endswith("/models"):
+            self.answer_models(flow, state, "models_endpoint_missing")
+            return
+        body = response.get_content(strict=False) or b""
+        if status >= 400:
+            error, repair = error_body(status, body, response.headers.get("content-type", ""))
+            if repair:
+                state.repairs[repair] += 1
+                replace_body(response, error)
+            return
+        if not 200 <= status < 300 or flow.request.method == "HEAD" or status == 204:
+            return
+        obj = parse_json_body(body)
+        if obj is None:
+            return
+        if path.endswith("/chat/completions"):
+            if not isinstance(obj, dict):
+                return
+            out, repairs = rewrite_completion(obj, model=state.model, model_alias=state.alias)
+        elif path.endswith("/models"):
+            out, repairs = rewrite_models(obj, now=unix_now(), aliases=self.model_map)
+        elif "/models/" in path:
+            out, repairs = rewrite_model(obj, now=unix_now(), model_alias=state.alias)
+        else:
+            return
+        if strip_body(body) != body.strip():
+            repairs["body_not_bare_json"] += 1
+        if out != obj or repairs:
+            state.repairs.update(repairs)
+            replace_body(response, out)
+
+    def answer_models(self, flow: http.HTTPFlow, state: FlowState, repair: str) -> None:
+        models = models_list(list(ctx.options.normalize_models), self.model_map, unix_now())
+        flow.response = http.Response.make(200, pretty(models), {"content-type": "application/json"})
+        state.repairs[repair] += 1
+        self.summarize(flow, state.repairs)
+
+    def summarize(self, flow: http.HTTPFlow, repairs: Counter[str], rewriter: StreamRewriter | None = None) -> None:
+        summary = ", ".join(f"{name} x{n}" for name, n in sorted(repairs.items())) or "nothing to repair"
         if rewriter is None:
+            log.info("normalized %s %s: %s", label(flow), flow.response.status_code, summary)
             return
         stream = rewriter.stream
-        repairs = stream.repairs
-        summary = ", ".join(f"{name} x{n}" for name, n in sorted(repairs.items())) or "nothing to repair"
         ttfb = "" if rewriter.first_byte is None else f", first byte after {(rewriter.first_byte - rewriter.started) * 1000:.1f} ms"
         log.info(
             "normalized %s %s: %d events%s; %s%s",
             label(flow),
-            flow.response.status_code if flow.response else "-",
+            flow.response.status_code,
             stream.events,
             " (passed through raw after a failure)" if stream.raw else "",
             summary,
@@ -216,8 +365,19 @@ class Normalize:
         )
 
     def error(self, flow: http.HTTPFlow) -> None:
-        # A client or upstream went away mid-stream: no response hook will come.
-        self.rewriters.pop(flow.id, None)
+        # A client or upstream went away (mid-stream, too): no response hook will come.
+        self.flows.pop(flow.id, None)
+
+
+def replace_body(response: http.Response, obj: Any) -> None:
+    response.headers.pop("content-encoding", None)
+    response.headers["content-type"] = "application/json"
+    response.content = pretty(obj)  # also corrects content-length
+
+
+def pretty(obj: Any) -> bytes:
+    """Whole JSON bodies as OpenAI writes them: 2-space indent, trailing newline."""
+    return json.dumps(obj, ensure_ascii=False, indent=2).encode("utf-8", "surrogatepass") + b"\n"
 
 
 def label(flow: http.HTTPFlow) -> str:

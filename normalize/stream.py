@@ -31,6 +31,7 @@ from typing import Any
 
 from .chat import ChunkRules, looks_like_chunk
 from .config import Options
+from .errors import error_object, stream_error_line
 from .sse import EventSplitter, LineEnds, encode_data, parse_block
 
 log = logging.getLogger(__name__)
@@ -169,33 +170,49 @@ class ChatStream:
         comments = b"".join(comment + b"\n\n" for comment in event.comments)
         fields = [line for line in block.split(b"\n") if line and line[:1] != b":"]
         if event.data is None:
+            error_line = next((line for line in event.unknown if line.startswith(b"error:")), None)
+            if error_line is not None:
+                # llama.cpp (2025): `error: {...}` at HTTP 200, which clients never see.
+                return comments + self._error(stream_error_line(error_line[6:].strip()), "error_line_not_data")
             # Comments, or fields without data: nothing to repair, keep them.
             if event.unknown:
                 self._warn_once("not_sse", "a line is not a server-sent event field; passing it through unchanged")
             return comments + (b"\n".join(fields) + b"\n\n" if fields else b"")
+        if event.name == b"error":
+            return comments + self._error(stream_error_line(event.data), "named_error_event")
         kept = b"".join(line + b"\n" for line in fields if not line.startswith((b"data", b"event")))
         if event.data == b"[DONE]":
             return comments + self._done_event()
-        chunk = self._chunk_or_none(event.data, at_end)
-        if chunk is None:
+        obj = self._json_object(event.data, at_end)
+        if obj is None:
+            return self._passthrough(block, at_end)
+        error = self._error_in(obj)
+        if error is not None:
+            return comments + error
+        if not looks_like_chunk(obj):
+            self._warn_once("not_chunk", "an event is not a chat completion chunk; passing it through unchanged")
             return self._passthrough(block, at_end)
         if event.name not in (None, b"message"):
             self._repairs["named_event"] += 1
-        return comments + kept + self._chunk(chunk)
+        return comments + kept + self._chunk(obj)
 
     def _data(self, payload: bytes, block: bytes, at_end: bool) -> bytes:
         if payload == b"[DONE]":
             return self._done_event()
-        chunk = self._chunk_or_none(payload, at_end)
-        if chunk is None:
+        obj = self._json_object(payload, at_end)
+        if obj is None:
+            return self._passthrough(block, at_end)
+        error = self._error_in(obj)
+        if error is not None:
+            return error
+        if not looks_like_chunk(obj):
+            self._warn_once("not_chunk", "an event is not a chat completion chunk; passing it through unchanged")
             return self._passthrough(block, at_end)
         if self._done or self._learning_budget <= 0:
-            return self._chunk(chunk)
-        return self._chunk_and_learn(chunk, payload)
+            return self._chunk(obj)
+        return self._chunk_and_learn(obj, payload)
 
-    def _chunk_or_none(self, payload: bytes | None, at_end: bool = False) -> dict[str, Any] | None:
-        if payload is None:
-            return None
+    def _json_object(self, payload: bytes, at_end: bool) -> dict[str, Any] | None:
         try:
             obj = json.loads(payload)
         except (ValueError, RecursionError):
@@ -208,10 +225,26 @@ class ChatStream:
         if not isinstance(obj, dict):
             self._warn_once("not_object", "an event's data is JSON but not an object; passing it through unchanged")
             return None
-        if not looks_like_chunk(obj):
-            self._warn_once("not_chunk", "an event is not a chat completion chunk; passing it through unchanged")
-            return None
         return obj
+
+    def _error_in(self, obj: dict[str, Any]) -> bytes | None:
+        """An error in any upstream's shape, sent as OpenAI's; None when `obj` is no error."""
+        if looks_like_chunk(obj) and not obj.get("error"):
+            return None
+        found = error_object(obj)
+        return None if found is None else self._error(*found)
+
+    def _error(self, error: dict[str, Any], repair: str) -> bytes:
+        """OpenAI ends a failed stream with the error event, then [DONE]: no finish chunk."""
+        if self._done:
+            self._warn_once("after_done", "an event came after [DONE]; dropping it, as clients stop reading there")
+            self._repairs["chunk_after_done"] += 1
+            return b""
+        if repair:
+            self._repairs[repair] += 1
+        log.warning("%s: the upstream reported an error inside the stream: %s", self.options.label, _message(error))
+        self._done = True
+        return encode_data(dump(error)) + DONE
 
     def _passthrough(self, block: bytes, at_end: bool) -> bytes:
         return block if at_end and self._truncated else block + b"\n\n"
@@ -219,7 +252,7 @@ class ChatStream:
     def _chunk(self, chunk: dict[str, Any]) -> bytes:
         self._saw_chunk = True
         if self._done:
-            self._warn_once("after_done", "a chunk came after [DONE]; dropping it, as clients stop reading there")
+            self._warn_once("after_done", "an event came after [DONE]; dropping it, as clients stop reading there")
             self._repairs["chunk_after_done"] += 1
             return b""
         out = self._rules.rewrite(chunk)
@@ -319,6 +352,11 @@ def _plain_content_chunk(chunk: dict[str, Any]) -> bool:
         return False
     delta = choice.get("delta")
     return isinstance(delta, dict) and isinstance(delta.get("content"), str) and not delta.get("tool_calls")
+
+
+def _message(error: dict[str, Any]) -> str:
+    message = str(error.get("error", {}).get("message", ""))
+    return message if len(message) <= 200 else message[:200] + "…"
 
 
 def _utf8(text: bytes) -> bool:

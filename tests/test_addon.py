@@ -30,6 +30,15 @@ def chat_flow(host="api.example.com", port=443, *, stream=True, content_type="te
     return flow
 
 
+def through_headers(normalize, flow):
+    """The hooks mitmproxy runs before the body: request (no response yet), then response headers."""
+    response, flow.response = flow.response, None
+    normalize.requestheaders(flow)
+    normalize.request(flow)
+    flow.response = response
+    normalize.responseheaders(flow)
+
+
 def drive(flow, pieces):
     out = []
     for piece in pieces:
@@ -85,8 +94,7 @@ def test_request_asks_for_identity_encoding(normalize):
 def test_other_paths_and_hosts_are_untouched(normalize):
     for flow in (chat_flow(host="other.example"), chat_flow(path="/v1/embeddings")):
         flow.request.headers["accept-encoding"] = "gzip"
-        normalize.requestheaders(flow)
-        normalize.responseheaders(flow)
+        through_headers(normalize, flow)
         assert flow.request.headers["accept-encoding"] == "gzip"
         assert flow.response.stream is False
         assert flow.response.headers["content-length"] == "7"
@@ -94,7 +102,7 @@ def test_other_paths_and_hosts_are_untouched(normalize):
 
 def test_stream_headers(normalize):
     flow = chat_flow()
-    normalize.responseheaders(flow)
+    through_headers(normalize, flow)
     headers = flow.response.headers
     assert headers["content-type"] == "text/event-stream; charset=utf-8"
     assert "content-length" not in headers
@@ -106,13 +114,13 @@ def test_stream_headers(normalize):
 def test_no_transfer_encoding_toward_http2(normalize):
     flow = chat_flow()
     flow.request.http_version = "HTTP/2.0"
-    normalize.responseheaders(flow)
+    through_headers(normalize, flow)
     assert "transfer-encoding" not in flow.response.headers
 
 
 def test_stream_is_rewritten(normalize):
     flow = chat_flow()
-    normalize.responseheaders(flow)
+    through_headers(normalize, flow)
     body = drive(flow, NIM_STREAM_EVENTS)
     assert b"null," not in body.replace(b'"logprobs":null,', b"").replace(b'"finish_reason":null', b"")
     assert body.endswith(b"data: [DONE]\n\n")
@@ -120,39 +128,39 @@ def test_stream_is_rewritten(normalize):
 
 def test_stream_sent_as_json(normalize):
     flow = chat_flow(content_type="application/json")
-    normalize.responseheaders(flow)
+    through_headers(normalize, flow)
     assert flow.response.headers["content-type"] == "text/event-stream; charset=utf-8"
     body = drive(flow, [EXO_STREAM])
     assert body.endswith(b"data: [DONE]\n\n")
-    assert normalize.rewriters[flow.id].stream.repairs["stream_sent_as_json"] == 1
+    assert normalize.flows[flow.id].repairs["stream_sent_as_json"] == 1
 
 
 def test_json_reply_to_a_non_stream_request_is_not_a_stream(normalize):
     flow = chat_flow(stream=False, content_type="application/json")
-    normalize.responseheaders(flow)
+    through_headers(normalize, flow)
     assert flow.response.stream is False
 
 
 def test_error_reply_to_a_stream_request_is_not_a_stream(normalize):
     flow = chat_flow(content_type="application/json", status=422)
-    normalize.responseheaders(flow)
+    through_headers(normalize, flow)
     assert flow.response.stream is False
 
 
 def test_error_labelled_as_a_stream_is_not_a_stream(normalize):
     flow = chat_flow(status=422)
-    normalize.responseheaders(flow)
+    through_headers(normalize, flow)
     assert flow.response.stream is False
 
 
 def test_gzip_despite_identity(normalize):
     flow = chat_flow()
     flow.response.headers["content-encoding"] = "gzip"
-    normalize.responseheaders(flow)
+    through_headers(normalize, flow)
     assert "content-encoding" not in flow.response.headers
     packed = gzip.compress(NIM_STREAM)
     plain = chat_flow()
-    normalize.responseheaders(plain)
+    through_headers(normalize, plain)
     assert drive(flow, [packed[i : i + 7] for i in range(0, len(packed), 7)]) == drive(plain, [NIM_STREAM])
 
 
@@ -160,34 +168,34 @@ def test_unknown_content_encoding_passes_through(normalize, caplog):
     flow = chat_flow()
     flow.response.headers["content-encoding"] = "zstd"
     with caplog.at_level(logging.WARNING):
-        normalize.responseheaders(flow)
+        through_headers(normalize, flow)
     assert flow.response.stream is True
     assert "zstd" in caplog.text
 
 
 def test_response_logs_a_summary_and_releases_state(normalize, caplog):
     flow = chat_flow()
-    normalize.responseheaders(flow)
+    through_headers(normalize, flow)
     drive(flow, [NIM_STREAM])
     with caplog.at_level(logging.INFO):
         normalize.response(flow)
-    assert not normalize.rewriters
+    assert not normalize.flows
     assert "normalized POST api.example.com/v1/chat/completions 200: 11 events" in caplog.text
     assert "null_fields" in caplog.text
 
 
 def test_error_hook_releases_state(normalize):
     flow = chat_flow()
-    normalize.responseheaders(flow)
+    through_headers(normalize, flow)
     flow.response.stream(NIM_STREAM_EVENTS[0])
     normalize.error(flow)
-    assert not normalize.rewriters
+    assert not normalize.flows
 
 
 def test_rewriter_never_raises(normalize, caplog):
     flow = chat_flow()
     flow.response.headers["content-encoding"] = "gzip"
-    normalize.responseheaders(flow)
+    through_headers(normalize, flow)
     with caplog.at_level(logging.ERROR):
         out = flow.response.stream(b"definitely not gzip")
     assert out == b"definitely not gzip"

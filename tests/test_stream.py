@@ -266,3 +266,53 @@ def test_fast_path_content_is_exact(pieces):
     slow, _ = run([body], Options(make_id=OPTIONS.make_id, now=OPTIONS.now, fast_path=False))
     assert out == slow
     assert content_of(out) == "".join(pieces)
+
+
+# -- errors inside a stream ---------------------------------------------------
+
+def stream_with(error_event):
+    """Two content events, then the upstream's error event, then whatever it sends after."""
+    return b"".join(NIM_STREAM_EVENTS[:2]) + error_event + NIM_STREAM_EVENTS[2] + b"data: [DONE]\n\n"
+
+
+def error_tail(out):
+    head = b"".join(e + b"\n\n" for e in events(NIM_STREAM_REPAIRED)[:2])
+    assert out.startswith(head)
+    return out[len(head):]
+
+
+@pytest.mark.parametrize(
+    ("name", "event", "message", "kind", "repair"),
+    [
+        (
+            "openai",
+            b'data: {"error":{"message":"The server had an error processing your request.","type":"server_error","param":null,"code":null}}\n\n',
+            "The server had an error processing your request.",
+            "server_error",
+            None,
+        ),
+        ("tgi_error_is_string", b'data:{"error":"Input validation error","error_type":"validation"}\n\n', "Input validation error", "validation", "error_is_string"),
+        (
+            "llama_cpp_error_line_not_data",
+            b'error: {"code":400,"message":"the request exceeds the available context size","type":"invalid_request_error"}\n\n',
+            "the request exceeds the available context size",
+            "invalid_request_error",
+            "error_line_not_data",
+        ),
+        ("vllm_error_not_wrapped", b'data: {"object":"error","message":"boom","type":"BadRequestError","param":null,"code":400}\n\n', "boom", "BadRequestError", "error_not_wrapped"),
+        ("named_error_event", b'event: error\ndata: {"message":"overloaded"}\n\n', "overloaded", "server_error", "named_error_event"),
+    ],
+)
+def test_error_inside_stream(name, event, message, kind, repair):
+    out, stream = run([stream_with(event)])
+    tail = error_tail(out)
+    first, rest = tail.split(b"\n\n", 1)
+    assert first.startswith(b"data: {")
+    error = json.loads(first[6:])["error"]
+    assert (error["message"], error["type"]) == (message, kind)
+    assert set(error) >= {"message", "type", "param", "code"}
+    # OpenAI ends a failed stream with [DONE] right after the error: no finish chunk.
+    assert rest == b"data: [DONE]\n\n"
+    if repair:
+        assert stream.repairs[repair] == 1
+    assert stream.repairs["chunk_after_done"] == 1
