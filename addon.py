@@ -16,12 +16,13 @@ import zlib
 from collections import Counter
 from typing import Any
 
-from mitmproxy import ctx, exceptions, http
+from mitmproxy import contentviews, ctx, exceptions, http
 
 from normalize import ChatStream, Options
 from normalize.completion import parse_json_body, rewrite_completion, strip_body
 from normalize.config import unix_now
 from normalize.errors import error_body
+from normalize.inspect import CappedBuffer, assembled_view, before_after_view, describe, sse_view
 from normalize.models import models_list, rewrite_model, rewrite_models
 from normalize.request import parse_model_map, rewrite_request
 from normalize.stream import dump
@@ -29,6 +30,9 @@ from normalize.stream import dump
 log = logging.getLogger("normalize")
 
 DEFAULT_HOSTS = ["integrate.api.nvidia.com"]
+# Request headers that carry API keys (OpenAI, Azure, Anthropic-style, Gemini).
+SECRET_HEADERS = ("authorization", "api-key", "x-api-key", "x-goog-api-key")
+REDACTED = "[redacted]"
 SSE = "text/event-stream; charset=utf-8"
 
 
@@ -87,27 +91,40 @@ class StreamRewriter:
     "nothing yet" is an empty list.
     """
 
-    def __init__(self, stream: ChatStream, decoder: Any = None) -> None:
+    def __init__(self, stream: ChatStream, decoder: Any = None, keep_bytes: int = 0) -> None:
         self.stream = stream
         self.decoder = decoder
         self.started = time.monotonic()
         self.first_byte: float | None = None
+        # What the upstream sent and what the client got, for inspection (capped).
+        self.original = CappedBuffer(keep_bytes)
+        self.rewritten = CappedBuffer(keep_bytes)
+        self.keep = keep_bytes > 0
 
     def __call__(self, data: bytes) -> bytes | list[bytes]:
         try:
             if data:
-                out = self.stream.feed(self._decode(data))
+                data = self._decode(data)
+                out = self.stream.feed(data)
             else:
-                out = self.stream.feed(self._flush_decoder()) + self.stream.close()
+                data = self._flush_decoder()
+                out = self.stream.feed(data) + self.stream.close()
         except Exception:
             # The core already falls back to raw itself; this catches the decoder.
             log.exception("%s: could not decode the upstream body; passing it through unchanged", self.stream.options.label)
             self.stream.raw = True
             self.decoder = None
             out = data
+        if self.keep:
+            self.original.append(data)
+            self.rewritten.append(out)
         if out and self.first_byte is None:
             self.first_byte = time.monotonic()
         return out if out else []
+
+    @property
+    def ttfb_ms(self) -> float | None:
+        return None if self.first_byte is None else round((self.first_byte - self.started) * 1000, 1)
 
     def _decode(self, data: bytes) -> bytes:
         return self.decoder.decompress(data) if self.decoder else data
@@ -133,7 +150,7 @@ class FlowState:
     sys.modules, where @dataclass cannot resolve its annotations.)
     """
 
-    __slots__ = ("repairs", "stream_requested", "include_usage", "model", "alias", "rewriter")
+    __slots__ = ("repairs", "stream_requested", "include_usage", "model", "alias", "rewriter", "answered")
 
     def __init__(self) -> None:
         self.repairs: Counter[str] = Counter()
@@ -142,6 +159,7 @@ class FlowState:
         self.model: str | None = None  # the model sent upstream
         self.alias: str | None = None  # the alias the client asked for, reported back
         self.rewriter: StreamRewriter | None = None
+        self.answered = False  # the addon answered this request itself
 
 
 class Normalize:
@@ -180,6 +198,26 @@ class Normalize:
             "(for upstreams that reject unknown parameters, like NIM).",
         )
         loader.add_option(
+            "normalize_keep_bytes",
+            int,
+            1024 * 1024,
+            "Bytes of each rewritten stream and of the upstream's original kept on the flow for "
+            "mitmweb and saved flows (each capped separately; 0 keeps nothing).",
+        )
+        loader.add_option(
+            "normalize_max_event_bytes",
+            int,
+            8 * 1024 * 1024,
+            "An upstream event larger than this is not parsed: the rest of that stream passes through unchanged.",
+        )
+        loader.add_option(
+            "normalize_redact_keys",
+            bool,
+            True,
+            "Replace the authorization, api-key, x-api-key and x-goog-api-key request headers of rewritten "
+            "flows with [redacted] in the stored copy (mitmweb, saved flows) once the request has gone upstream.",
+        )
+        loader.add_option(
             "normalize_legacy_params",
             bool,
             True,
@@ -193,6 +231,9 @@ class Normalize:
                 self.hosts = parse_hosts(ctx.options.normalize_hosts)
             except ValueError as e:
                 raise exceptions.OptionsError(f"Cannot parse normalize_hosts option: {e}") from e
+        for name in ("normalize_keep_bytes", "normalize_max_event_bytes"):
+            if name in updated and getattr(ctx.options, name) < 0:
+                raise exceptions.OptionsError(f"Cannot parse {name} option: must be 0 or more")
         if "normalize_model_map" in updated:
             try:
                 self.model_map = parse_model_map(list(ctx.options.normalize_model_map))
@@ -220,7 +261,9 @@ class Normalize:
             self.flows[flow.id] = self.chat_request(flow)
         elif method == "GET" and path.endswith("/models"):
             if ctx.options.normalize_models:
-                self.answer_models(flow, FlowState(), "models_answered_locally")
+                state = self.flows[flow.id] = FlowState()
+                state.answered = True
+                self.answer_models(flow, state, "models_answered_locally")
         elif method == "GET" and "/models/" in path:
             state = FlowState()
             model = path.rsplit("/", 1)[1]
@@ -253,7 +296,10 @@ class Normalize:
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         response = flow.response
-        if response is None or not self.targeted(flow) or not is_chat_completions(flow.request.path):
+        if response is None or not self.targeted(flow):
+            return
+        self.redact(flow)  # the request has gone upstream: the stored copy need not keep the key
+        if not is_chat_completions(flow.request.path):
             return
         if flow.request.method == "HEAD" or not 200 <= response.status_code < 300 or response.status_code == 204:
             return  # errors are whole bodies (NIM sends problem+json as `data:{...}`), handled in `response`
@@ -275,9 +321,15 @@ class Normalize:
                 response.stream = True
                 return
             del response.headers["content-encoding"]
-        options = Options(model=state.model, model_alias=state.alias, include_usage=state.include_usage, label=label(flow))
+        options = Options(
+            model=state.model,
+            model_alias=state.alias,
+            include_usage=state.include_usage,
+            max_event_bytes=ctx.options.normalize_max_event_bytes,
+            label=label(flow),
+        )
         self.set_stream_headers(flow)
-        state.rewriter = StreamRewriter(ChatStream(options), decoder)
+        state.rewriter = StreamRewriter(ChatStream(options), decoder, ctx.options.normalize_keep_bytes)
         response.stream = state.rewriter
 
     @staticmethod
@@ -296,77 +348,115 @@ class Normalize:
         state = self.flows.pop(flow.id, None)
         if flow.response is None or not self.targeted(flow):
             return
+        self.redact(flow)
         state = state or FlowState()
-        if state.rewriter is not None:
-            self.summarize(flow, state.repairs + state.rewriter.stream.repairs, state.rewriter)
+        rewriter = state.rewriter
+        if rewriter is not None:
+            self.record(flow, state.repairs + rewriter.stream.repairs, rewriter)
             return
-        if not flow.response.stream:
-            self.whole_body(flow, state)
-        if state.repairs:
-            self.summarize(flow, state.repairs)
+        if state.answered:
+            self.record(flow, state.repairs)
+            return
+        if flow.response.stream:
+            return  # passed through (an encoding we do not decode)
+        original = flow.response.get_content(strict=False) or b""
+        if self.whole_body(flow, state):
+            self.record(flow, state.repairs, original=original)
 
-    def whole_body(self, flow: http.HTTPFlow, state: FlowState) -> None:
-        """Replies that are not streams: errors, chat completions, model lists."""
+    def whole_body(self, flow: http.HTTPFlow, state: FlowState) -> bool:
+        """Replies that are not streams: errors, chat completions, model lists.
+        True when this is a reply the addon looks after (repaired or not)."""
         response = flow.response
         path = flow.request.path.partition("?")[0].rstrip("/")
         status = response.status_code
         if status in (404, 405) and flow.request.method == "GET" and path.endswith("/models"):
             self.answer_models(flow, state, "models_endpoint_missing")
-            return
+            return True
         body = response.get_content(strict=False) or b""
         if status >= 400:
             error, repair = error_body(status, body, response.headers.get("content-type", ""))
             if repair:
                 state.repairs[repair] += 1
                 replace_body(response, error)
-            return
+            return True
         if not 200 <= status < 300 or flow.request.method == "HEAD" or status == 204:
-            return
+            return bool(state.repairs)
         obj = parse_json_body(body)
         if obj is None:
-            return
+            return bool(state.repairs)
         if path.endswith("/chat/completions"):
             if not isinstance(obj, dict):
-                return
+                return bool(state.repairs)
             out, repairs = rewrite_completion(obj, model=state.model, model_alias=state.alias)
         elif path.endswith("/models"):
             out, repairs = rewrite_models(obj, now=unix_now(), aliases=self.model_map)
         elif "/models/" in path:
             out, repairs = rewrite_model(obj, now=unix_now(), model_alias=state.alias)
         else:
-            return
+            return bool(state.repairs)
         if strip_body(body) != body.strip():
             repairs["body_not_bare_json"] += 1
         if out != obj or repairs:
             state.repairs.update(repairs)
             replace_body(response, out)
+        return True
 
     def answer_models(self, flow: http.HTTPFlow, state: FlowState, repair: str) -> None:
         models = models_list(list(ctx.options.normalize_models), self.model_map, unix_now())
         flow.response = http.Response.make(200, pretty(models), {"content-type": "application/json"})
         state.repairs[repair] += 1
-        self.summarize(flow, state.repairs)
 
-    def summarize(self, flow: http.HTTPFlow, repairs: Counter[str], rewriter: StreamRewriter | None = None) -> None:
-        summary = ", ".join(f"{name} x{n}" for name, n in sorted(repairs.items())) or "nothing to repair"
-        if rewriter is None:
-            log.info("normalized %s %s: %s", label(flow), flow.response.status_code, summary)
+    def record(
+        self,
+        flow: http.HTTPFlow,
+        repairs: Counter[str],
+        rewriter: StreamRewriter | None = None,
+        original: bytes | None = None,
+    ) -> None:
+        """What was repaired, on the flow (comment, metadata, kept bodies) and in the log."""
+        events = rewriter.stream.events if rewriter else None
+        summary = describe(repairs, events)
+        info: dict[str, Any] = {"repairs": dict(sorted(repairs.items())), "summary": summary}
+        keep = ctx.options.normalize_keep_bytes
+        if rewriter is not None:
+            info.update(events=events, raw_passthrough=rewriter.stream.raw, ttfb_ms=rewriter.ttfb_ms)
+            if keep:
+                info.update(original=rewriter.original.value, original_dropped=rewriter.original.dropped,
+                            body_dropped=rewriter.rewritten.dropped)
+            # mitmproxy keeps no streamed body; the rewritten one (capped) is what mitmweb shows.
+            flow.response.raw_content = rewriter.rewritten.value
+        elif original is not None and keep and original != flow.response.raw_content:
+            kept = CappedBuffer(keep)
+            kept.append(original)
+            info.update(original=kept.value, original_dropped=kept.dropped)
+        flow.metadata["normalize"] = info
+        flow.comment = summary
+        ttfb = "" if rewriter is None or rewriter.ttfb_ms is None else f"; first byte after {rewriter.ttfb_ms} ms"
+        raw = " (passed through raw after a failure)" if rewriter and rewriter.stream.raw else ""
+        log.info("%s %s: %s%s%s", label(flow), flow.response.status_code, summary, raw, ttfb)
+
+    def redact(self, flow: http.HTTPFlow) -> None:
+        if not ctx.options.normalize_redact_keys:
             return
-        stream = rewriter.stream
-        ttfb = "" if rewriter.first_byte is None else f", first byte after {(rewriter.first_byte - rewriter.started) * 1000:.1f} ms"
-        log.info(
-            "normalized %s %s: %d events%s; %s%s",
-            label(flow),
-            flow.response.status_code,
-            stream.events,
-            " (passed through raw after a failure)" if stream.raw else "",
-            summary,
-            ttfb,
-        )
+        headers = flow.request.headers
+        for name in SECRET_HEADERS:
+            values = headers.get_all(name)
+            if values:
+                headers.set_all(name, [redacted(name, value) for value in values])
 
     def error(self, flow: http.HTTPFlow) -> None:
         # A client or upstream went away (mid-stream, too): no response hook will come.
         self.flows.pop(flow.id, None)
+        if self.targeted(flow):
+            self.redact(flow)
+
+
+def redacted(name: str, value: str) -> str:
+    """`Bearer [redacted]` keeps the scheme, which helps debugging; the key itself goes."""
+    scheme, space, secret = value.partition(" ")
+    if name == "authorization" and space and secret:
+        return f"{scheme} {REDACTED}"
+    return REDACTED
 
 
 def replace_body(response: http.Response, obj: Any) -> None:
@@ -384,5 +474,62 @@ def label(flow: http.HTTPFlow) -> str:
     """How a flow is named in the log: method, host and path, never headers or bodies."""
     return f"{flow.request.method} {flow.request.pretty_host}{flow.request.path.partition('?')[0]}"
 
+
+# -- content views: what mitmweb shows for a rewritten flow ---------------------------
+
+
+def touched_response(metadata: contentviews.Metadata) -> bool:
+    """The message is the response of a flow this addon rewrote."""
+    flow = metadata.flow
+    return (
+        isinstance(flow, http.HTTPFlow)
+        and "normalize" in flow.metadata
+        and flow.response is not None
+        and metadata.http_message is flow.response
+    )
+
+
+class AssembledView(contentviews.Contentview):
+    """The message a client builds from the reply: the default for rewritten flows."""
+
+    name = "OpenAI assembled"
+
+    def prettify(self, data: bytes, metadata: contentviews.Metadata) -> str:
+        return assembled_view(data)
+
+    def render_priority(self, data: bytes, metadata: contentviews.Metadata) -> float:
+        return 2 if touched_response(metadata) else -1
+
+
+class SSEView(contentviews.Contentview):
+    """A stream one event per line, JSON compact, comments shown."""
+
+    name = "OpenAI SSE"
+
+    def prettify(self, data: bytes, metadata: contentviews.Metadata) -> str:
+        return sse_view(data)
+
+    def render_priority(self, data: bytes, metadata: contentviews.Metadata) -> float:
+        return 1.5 if touched_response(metadata) and metadata.content_type == "text/event-stream" else -1
+
+
+class BeforeAfterView(contentviews.Contentview):
+    """The upstream's original reply beside the rewritten one, repairs marked."""
+
+    name = "OpenAI before-after"
+
+    def prettify(self, data: bytes, metadata: contentviews.Metadata) -> str:
+        flow = metadata.flow
+        info = flow.metadata.get("normalize", {}) if isinstance(flow, http.HTTPFlow) else {}
+        if "original" not in info:
+            return "The upstream's original reply was not kept (nothing was changed, or normalize_keep_bytes is 0).\n\n" + sse_view(data)
+        return before_after_view(info["original"], data)
+
+    def render_priority(self, data: bytes, metadata: contentviews.Metadata) -> float:
+        return -1  # chosen by name only
+
+
+for view in (AssembledView(), SSEView(), BeforeAfterView()):
+    contentviews.add(view)  # a reload replaces views of the same name
 
 addons = [Normalize()]

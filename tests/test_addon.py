@@ -180,8 +180,7 @@ def test_response_logs_a_summary_and_releases_state(normalize, caplog):
     with caplog.at_level(logging.INFO):
         normalize.response(flow)
     assert not normalize.flows
-    assert "normalized POST api.example.com/v1/chat/completions 200: 11 events" in caplog.text
-    assert "null_fields" in caplog.text
+    assert 'POST api.example.com/v1/chat/completions 200: normalized 11 events: 50 null fields dropped, content "" added to first chunk; first byte after' in caplog.text
 
 
 def test_error_hook_releases_state(normalize):
@@ -201,3 +200,184 @@ def test_rewriter_never_raises(normalize, caplog):
     assert out == b"definitely not gzip"
     assert flow.response.stream(b"more") == b"more"
     assert flow.response.stream(b"") == []
+
+
+# -- requests and whole replies (issue #3) --------------------------------------
+
+def whole_flow(normalize, path, *, status=200, body=b"", content_type="application/json", method=b"GET", request=b"", host="api.example.com"):
+    """A flow through request, response headers and response, with a buffered body."""
+    flow = tflow.tflow(req=tutils.treq(host=host, port=443, path=path.encode(), method=method, content=request), resp=False)
+    normalize.requestheaders(flow)
+    normalize.request(flow)
+    if flow.response is None:
+        flow.response = tutils.tresp(status_code=status, content=body)
+        flow.response.headers["content-type"] = content_type
+    normalize.responseheaders(flow)
+    normalize.response(flow)
+    return flow
+
+
+def test_request_is_rewritten_with_a_correct_length():
+    a = addon.Normalize()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, normalize_hosts=["api.example.com"], normalize_model_map=["gpt-4o=meta/llama-3.1-70b-instruct"], normalize_drop_params=["frequency_penalty"])
+        request = json.dumps({"model": "gpt-4o", "frequency_penalty": 0.5, "stream": False, "stream_options": {"include_usage": True}, "messages": []}).encode()
+        flow = tflow.tflow(req=tutils.treq(host="api.example.com", port=443, path=b"/v1/chat/completions", method=b"POST", content=request), resp=False)
+        a.request(flow)
+        assert json.loads(flow.request.content) == {"model": "meta/llama-3.1-70b-instruct", "stream": False, "messages": []}
+        assert flow.request.headers["content-length"] == str(len(flow.request.content))
+        assert a.flows[flow.id].alias == "gpt-4o"
+
+
+def test_bad_model_map_is_refused():
+    a = addon.Normalize()
+    with taddons.context(a) as tctx:
+        with pytest.raises(exceptions.OptionsError, match="Cannot parse normalize_model_map"):
+            tctx.configure(a, normalize_model_map=["no-equals-sign"])
+
+
+def test_error_reply_keeps_its_status(normalize):
+    body = b'data:{"type":"urn:inference-service:problem-details:unprocessable-entity","title":"Unprocessable Entity","status":422,"detail":"body -> frequency_penalty\\n  Extra inputs are not permitted","instance":"/v2/nvcf/pexec/functions/x","requestId":"y"}'
+    flow = whole_flow(normalize, "/v1/chat/completions", status=422, body=body, content_type="application/problem+json", method=b"POST")
+    assert flow.response.status_code == 422
+    assert flow.response.headers["content-type"] == "application/json"
+    error = json.loads(flow.response.content)["error"]
+    assert error["message"] == "body -> frequency_penalty\n  Extra inputs are not permitted"
+    assert flow.response.headers["content-length"] == str(len(flow.response.raw_content))
+    assert flow.comment == "normalized: NIM problem+json error made an OpenAI error"
+    assert flow.metadata["normalize"]["original"] == body
+
+
+def test_completion_reply_is_repaired(normalize):
+    body = b'\n\n{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null},"finish_reason":"eos_token"}]}'
+    flow = whole_flow(normalize, "/v1/chat/completions", body=body, method=b"POST", request=b'{"model":"m"}')
+    out = json.loads(flow.response.content)
+    assert out["choices"][0]["message"]["content"] == ""
+    assert out["choices"][0]["finish_reason"] == "stop"
+    assert flow.response.content.startswith(b'{\n  "id": "x",')
+
+
+def test_conforming_completion_is_left_alone(normalize):
+    body = json.dumps({"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi", "refusal": None}, "logprobs": None, "finish_reason": "stop"}]}).encode()
+    flow = whole_flow(normalize, "/v1/chat/completions", body=body, method=b"POST")
+    assert flow.response.content == body
+    assert flow.comment == "normalized: nothing to repair"
+
+
+def test_models_bare_list(normalize):
+    flow = whole_flow(normalize, "/v1/models", body=b'[{"id":"llama-3.2-1b","object":"model","owned_by":"exo","ready":true}]')
+    out = json.loads(flow.response.content)
+    assert out["object"] == "list" and [m["id"] for m in out["data"]] == ["llama-3.2-1b"]
+
+
+def test_models_endpoint_missing():
+    a = addon.Normalize()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, normalize_hosts=["api.example.com"], normalize_model_map=["gpt-4o=meta/llama"])
+        flow = whole_flow(a, "/v1/models", status=404, body=b"Not Found", content_type="text/plain")
+        assert flow.response.status_code == 200
+        assert [m["id"] for m in json.loads(flow.response.content)["data"]] == ["gpt-4o"]
+        assert flow.comment == "normalized: model list answered by the proxy (upstream has none)"
+
+
+def test_models_answered_locally():
+    a = addon.Normalize()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, normalize_hosts=["api.example.com"], normalize_models=["a", "b"])
+        flow = whole_flow(a, "/v1/models")
+        assert [m["id"] for m in json.loads(flow.response.content)["data"]] == ["a", "b"]
+        assert flow.comment == "normalized: model list answered by the proxy (normalize_models)"
+        assert not a.flows
+
+
+# -- inspection (issue #4) ------------------------------------------------------
+
+def streamed(normalize, flow, pieces):
+    through_headers(normalize, flow)
+    body = drive(flow, pieces)
+    flow.response.raw_content = None  # as mitmproxy leaves a streamed body
+    normalize.response(flow)
+    return body
+
+
+def test_stream_flow_records_what_was_repaired(normalize):
+    flow = chat_flow()
+    body = streamed(normalize, flow, NIM_STREAM_EVENTS)
+    info = flow.metadata["normalize"]
+    assert flow.comment == 'normalized 11 events: 50 null fields dropped, content "" added to first chunk'
+    assert info["repairs"] == {"content_missing_on_first_chunk": 1, "null_fields": 50}
+    assert info["events"] == 11 and info["raw_passthrough"] is False
+    assert flow.response.raw_content == body
+    assert info["original"] == NIM_STREAM
+
+
+@pytest.mark.parametrize("cap", [0, 100])
+def test_keep_bytes_caps_both_bodies(cap):
+    a = addon.Normalize()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, normalize_hosts=["api.example.com"], normalize_keep_bytes=cap)
+        flow = chat_flow()
+        body = streamed(a, flow, NIM_STREAM_EVENTS)
+        assert flow.response.raw_content == body[:cap]
+        info = flow.metadata["normalize"]
+        if cap:
+            assert info["original"] == NIM_STREAM[:cap]
+            assert info["original_dropped"] == len(NIM_STREAM) - cap
+        else:
+            assert "original" not in info
+
+
+def test_negative_keep_bytes_is_refused():
+    a = addon.Normalize()
+    with taddons.context(a) as tctx:
+        with pytest.raises(exceptions.OptionsError, match="normalize_keep_bytes"):
+            tctx.configure(a, normalize_keep_bytes=-1)
+
+
+def test_api_keys_are_redacted_after_the_request_went_upstream(normalize):
+    flow = chat_flow()
+    flow.request.headers["authorization"] = "Bearer nvapi-secret"
+    flow.request.headers["x-api-key"] = "sk-secret"
+    response, flow.response = flow.response, None
+    normalize.requestheaders(flow)
+    normalize.request(flow)
+    assert flow.request.headers["authorization"] == "Bearer nvapi-secret"  # still to be sent
+    flow.response = response
+    normalize.responseheaders(flow)
+    assert flow.request.headers["authorization"] == "Bearer [redacted]"
+    assert flow.request.headers["x-api-key"] == "[redacted]"
+
+
+def test_redaction_can_be_turned_off():
+    a = addon.Normalize()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, normalize_hosts=["api.example.com"], normalize_redact_keys=False)
+        flow = chat_flow()
+        flow.request.headers["authorization"] = "Bearer nvapi-secret"
+        through_headers(a, flow)
+        assert flow.request.headers["authorization"] == "Bearer nvapi-secret"
+
+
+def test_other_hosts_keep_their_headers(normalize):
+    flow = chat_flow(host="other.example")
+    flow.request.headers["authorization"] = "Bearer sk-other"
+    through_headers(normalize, flow)
+    normalize.response(flow)
+    assert flow.request.headers["authorization"] == "Bearer sk-other"
+    assert "normalize" not in flow.metadata and not flow.comment
+
+
+def test_content_views(normalize):
+    from mitmproxy import contentviews
+
+    flow = chat_flow()
+    body = streamed(normalize, flow, NIM_STREAM_EVENTS)
+    meta = contentviews.Metadata(flow=flow, http_message=flow.response, content_type="text/event-stream")
+    assembled, sse, before_after = addon.AssembledView(), addon.SSEView(), addon.BeforeAfterView()
+    assert assembled.render_priority(body, meta) > sse.render_priority(body, meta) > 1
+    assert "Tabs, naïve café — 東京 🚀" in assembled.prettify(body, meta)
+    assert sse.prettify(body, meta).splitlines()[-1] == "data: [DONE]"
+    assert "repaired" in before_after.prettify(body, meta)
+    untouched = chat_flow(host="other.example")
+    other = contentviews.Metadata(flow=untouched, http_message=untouched.response, content_type="text/event-stream")
+    assert assembled.render_priority(body, other) < 0 and sse.render_priority(body, other) < 0
