@@ -446,9 +446,14 @@ class Normalize:
 
     def error(self, flow: http.HTTPFlow) -> None:
         # A client or upstream went away (mid-stream, too): no response hook will come.
-        self.flows.pop(flow.id, None)
-        if self.targeted(flow):
-            self.redact(flow)
+        state = self.flows.pop(flow.id, None)
+        if not self.targeted(flow):
+            return
+        self.redact(flow)
+        if state is not None and state.rewriter is not None:
+            stream = state.rewriter.stream
+            log.info("%s: stream ended early after %d events (%s); %d flows in progress",
+                     label(flow), stream.events, flow.error.msg if flow.error else "error", len(self.flows))
 
 
 def redacted(name: str, value: str) -> str:

@@ -13,6 +13,9 @@ proxy can observe the stream arriving piece by piece. Framing modes:
 said (each chunk is sync-flushed, so it stays decodable as it arrives) and adds
 `Content-Encoding: gzip`.
 
+`ABORT` in the chunk list resets the connection right there (RST, no end of
+body), as an upstream that dies mid-stream does.
+
 A `threading.Event` in the chunk list is a gate: the server waits for the test
 to set it before sending what follows (bounded by `gate_timeout`; on timeout the
 connection is aborted and the failure is recorded in `errors`). A test sets the
@@ -35,6 +38,7 @@ from pathlib import Path
 from typing import Literal
 
 __all__ = [
+    "ABORT",
     "Gate",
     "RecordedRequest",
     "Reply",
@@ -44,7 +48,15 @@ __all__ = [
 
 Mode = Literal["chunked", "content-length", "close"]
 Gate = threading.Event
-Chunk = bytes | threading.Event
+
+
+class _Abort:
+    def __repr__(self) -> str:
+        return "ABORT"
+
+
+ABORT = _Abort()
+Chunk = bytes | threading.Event | _Abort
 
 
 @dataclass
@@ -91,6 +103,10 @@ class _State:
 
 class _Aborted(Exception):
     pass
+
+
+class _ScriptedAbort(_Aborted):
+    """The reply itself says to die here: not an error of the test."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -147,8 +163,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self._send(reply)
         except _Aborted as e:
-            with state.lock:
-                state.errors.append(str(e))
+            if not isinstance(e, _ScriptedAbort):
+                with state.lock:
+                    state.errors.append(str(e))
             self.close_connection = True
             try:
                 # RST rather than FIN, so the client sees an error, not a short body.
@@ -196,6 +213,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Transfer-Encoding", "chunked")
         elif reply.mode == "content-length":
             total = sum(len(p) for p in pieces if isinstance(p, bytes))
+            if ABORT in pieces:
+                total += 1  # announce more than will come, so the abort is visibly short
             self.send_header("Content-Length", str(total))
         elif reply.mode == "close":
             self.send_header("Connection", "close")
@@ -206,6 +225,8 @@ class _Handler(BaseHTTPRequestHandler):
 
         out = self.wfile
         for piece in pieces:
+            if piece is ABORT:
+                raise _ScriptedAbort(f"{self.command} {self.path}: scripted abort")
             if isinstance(piece, threading.Event):
                 if not piece.wait(self.server.gate_timeout):
                     raise _Aborted(
