@@ -381,3 +381,12 @@ def test_content_views(normalize):
     untouched = chat_flow(host="other.example")
     other = contentviews.Metadata(flow=untouched, http_message=untouched.response, content_type="text/event-stream")
     assert assembled.render_priority(body, other) < 0 and sse.render_priority(body, other) < 0
+
+
+@pytest.mark.parametrize(("method", "status"), [(b"HEAD", 200), (b"POST", 204)])
+def test_bodiless_replies_are_left_alone(normalize, method, status):
+    flow = chat_flow(status=status)
+    flow.request.method = method.decode()
+    through_headers(normalize, flow)
+    assert flow.response.stream is False
+    assert flow.response.headers["content-type"] == "text/event-stream"

@@ -316,3 +316,83 @@ def test_error_inside_stream(name, event, message, kind, repair):
     if repair:
         assert stream.repairs[repair] == 1
     assert stream.repairs["chunk_after_done"] == 1
+
+
+# -- what a client assembles is exactly what the upstream said --------------------
+
+def assemble(body):
+    """Content, reasoning and all tool arguments, joined as a `+=` accumulator would,
+    reading the JSON of every data event (framing as lenient as a client's)."""
+    content, reasoning, arguments = [], [], []
+    for block in body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n\n"):
+        for line in block.split(b"\n"):
+            if not line.startswith(b"data:") or line[5:].strip() == b"[DONE]":
+                continue
+            try:
+                chunk = json.loads(line[5:])
+            except ValueError:
+                continue
+            for choice in chunk.get("choices") or []:
+                delta = choice.get("delta") or {}
+                content.append(delta.get("content") or "")
+                reasoning.append(delta.get("reasoning_content") or "")
+                calls = delta.get("tool_calls") or []
+                for call in [calls] if isinstance(calls, dict) else calls:
+                    arguments.append(((call.get("function") or {}).get("arguments")) or "")
+    return "".join(content), "".join(reasoning), "".join(a if isinstance(a, str) else json.dumps(a, separators=(",", ":")) for a in arguments)
+
+
+@pytest.mark.parametrize("name", sorted(ALL_STREAMS))
+def test_assembled_text_is_the_upstreams(name):
+    body = ALL_STREAMS[name]
+    assert assemble(run([body])[0]) == assemble(body)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["content", "reasoning_content", "tool"]), st.text(min_size=1, max_size=8)),
+        min_size=1,
+        max_size=15,
+    ),
+    st.data(),
+)
+def test_any_stream_keeps_content_reasoning_and_arguments(pieces, data):
+    events = [nim_chunk(None, role="assistant")]
+    for kind, text in pieces:
+        delta = {"role": None, "content": None, "reasoning_content": None}
+        if kind == "tool":
+            delta["tool_calls"] = [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": text}}]
+        else:
+            delta[kind] = text
+        chunk = {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+        events.append(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+    body = b"".join(events)
+    out = run(data.draw(split_points(body)))[0]
+    assert assemble(out) == assemble(body)
+    assert out == run([out])[0]
+
+
+# -- bad input ----------------------------------------------------------------------
+
+def test_invalid_utf8_passes_through(caplog):
+    bad = b'data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"\xff\xfe"},"finish_reason":null}]}\n\n'
+    with caplog.at_level(logging.WARNING):
+        out, _ = run([NIM_STREAM_EVENTS[0], bad, *NIM_STREAM_EVENTS[1:]])
+    assert bad in out
+    assert out.endswith(b"data: [DONE]\n\n")
+    assert "not JSON" in caplog.text
+
+
+def test_deeply_nested_json_passes_through(caplog):
+    deep = b"data: " + b'{"a":' * 100_000 + b"1" + b"}" * 100_000 + b"\n\n"
+    with caplog.at_level(logging.WARNING):
+        out, stream = run([deep, NIM_STREAM])
+    assert out == deep + NIM_STREAM_REPAIRED
+    assert not stream.raw
+
+
+def test_data_that_is_json_but_not_an_object(caplog):
+    with caplog.at_level(logging.WARNING):
+        out, _ = run([b"data: 42\n\ndata: null\n\n" + NIM_STREAM])
+    assert out == b"data: 42\n\ndata: null\n\n" + NIM_STREAM_REPAIRED
+    assert caplog.text.count("not an object") == 1
