@@ -74,3 +74,13 @@ def test_untargeted_https_host_is_byte_identical(tls_upstream, upstream, mitmdum
     assert body == NIM_STREAM
     assert tls_upstream.requests[0].header("accept-encoding") == "gzip"
     assert "normalized" not in proxy.log
+
+
+def test_allow_hosts_leaves_other_tls_alone(tls_upstream, mitmdump):
+    """With --allow-hosts naming only the target, mitmproxy does not even intercept other
+    TLS: the client sees the other host's own certificate, not mitmproxy's."""
+    tls_upstream.reply("POST", PATH, NIM_STREAM_EVENTS, headers=SSE)
+    proxy = mitmdump.start("--allow-hosts", r"^integrate\.api\.nvidia\.com:443$", normalize_hosts=["integrate.api.nvidia.com"])
+    with httpx.Client(proxy=proxy.url, verify=str(tls_upstream.cert_path), timeout=10) as client:
+        body = client.post(tls_upstream.url + PATH, json=REQUEST).content
+    assert body == NIM_STREAM
