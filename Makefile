@@ -1,12 +1,14 @@
 # `make run`  - start mitmdump with the addon on the defaults (port 8080).
-# `make test` - the whole suite, unit and end to end.
+# `make test` - the whole suite, unit and end to end. It first makes sure of Chromium
+#               (/usr/bin/chromium) for the mitmweb browser test: installed with apt-get
+#               when run as root (CI); elsewhere a note, and that one test skips.
 # Each target creates .venv when it is missing; .python-version selects 3.13 through pyenv.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test clean
+.PHONY: run test chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +25,17 @@ $(VENV)/.test-deps: requirements.txt requirements-test.txt | $(BIN)/python
 run: $(VENV)/.run-deps
 	$(BIN)/mitmdump -s addon.py $(ARGS)
 
-test: $(VENV)/.test-deps
+test: $(VENV)/.test-deps chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing chromium for the mitmweb browser test"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else \
+		echo "Note: /usr/bin/chromium is missing (and this is not root with apt-get): the mitmweb browser test will skip."; \
+	fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

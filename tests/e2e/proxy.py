@@ -10,6 +10,10 @@ mitmdump logs a script's import error or an OptionsError raised in its
 ("Error logged during startup, exiting..."). So a start counts as failed when
 the output up to that line holds such an error, even if the listening line
 came.
+
+The same launcher starts mitmweb (`start(program=MITMWEB, ...)`): it prints the
+same "proxy listening at" line, after its "Web server listening at" line, so a
+mitmweb that returned from `start` serves its web UI too.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 __all__ = [
     "ADDON",
     "MITMDUMP",
+    "MITMWEB",
     "MitmdumpError",
     "MitmdumpLauncher",
     "MitmdumpProcess",
@@ -36,6 +41,7 @@ __all__ = [
 REPO = Path(__file__).resolve().parents[2]
 ADDON = REPO / "addon.py"
 MITMDUMP = Path(sys.executable).parent / "mitmdump"
+MITMWEB = Path(sys.executable).parent / "mitmweb"
 
 PROXY_ENV_VARS = (
     "HTTP_PROXY",
@@ -235,6 +241,7 @@ class MitmdumpLauncher:
         confdir: Path | None = None,
         startup_timeout: float = 20.0,
         expect_failure: bool = False,
+        program: Path | str = MITMDUMP,
     ) -> MitmdumpProcess:
         """Starts mitmdump and returns once it listens.
 
@@ -242,14 +249,15 @@ class MitmdumpLauncher:
         how mitmproxy 12 takes a list option: each `--set` appends; `a,b` would be
         a single entry "a,b"). `options` are more `--set k=v`; `args` go last.
         With `expect_failure`, waits for the process to exit instead and returns
-        it (check `.proc.returncode` and `.log`).
+        it (check `.proc.returncode` and `.log`). `program` is the executable:
+        mitmdump, or MITMWEB for mitmweb (which takes the same arguments).
         """
         if confdir is None:
             confdir = self.tmp_root / f"mitm-conf-{len(self.processes)}"
         confdir.mkdir(parents=True, exist_ok=True)
         script = Path(addon) if addon is not None else self.addon
         argv = [
-            str(MITMDUMP),
+            str(program),
             "-s",
             str(script),
             "--listen-host",
