@@ -21,7 +21,7 @@ from mitmproxy import contentviews, ctx, exceptions, http
 from normalize import ChatStream, Options
 from normalize.completion import parse_json_body, rewrite_completion, strip_body
 from normalize.config import unix_now
-from normalize.errors import error_body
+from normalize.errors import error_body, error_object
 from normalize.inspect import CappedBuffer, assembled_view, before_after_view, describe, sse_view
 from normalize.models import models_list, rewrite_model, rewrite_models
 from normalize.request import parse_model_map, rewrite_request
@@ -384,6 +384,16 @@ class Normalize:
         obj = parse_json_body(body)
         if obj is None:
             return bool(state.repairs)
+        if path.endswith("/chat/completions") and (found := error_object(obj)) is not None:
+            # An error sent as a success (OpenRouter-style): clients would take it for
+            # a reply with no choices. Send it as the error it is.
+            error, repair = found
+            state.repairs["error_at_status_200"] += 1
+            if repair:
+                state.repairs[repair] += 1
+            response.status_code = error_status(error)
+            replace_body(response, error)
+            return True
         if path.endswith("/chat/completions"):
             if not isinstance(obj, dict):
                 return bool(state.repairs)
@@ -454,6 +464,15 @@ class Normalize:
             stream = state.rewriter.stream
             log.info("%s: stream ended early after %d events (%s); %d flows in progress",
                      label(flow), stream.events, flow.error.msg if flow.error else "error", len(self.flows))
+
+
+def error_status(error: dict[str, Any]) -> int:
+    """The status for an error the upstream sent as a success: its own code when that is
+    an HTTP error status, else 502 (the upstream failed)."""
+    code = error.get("error", {}).get("code")
+    if isinstance(code, str) and code.isdigit():
+        code = int(code)
+    return code if isinstance(code, int) and 400 <= code <= 599 else 502
 
 
 def redacted(name: str, value: str) -> str:

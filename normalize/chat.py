@@ -59,6 +59,31 @@ class StreamState:
     usage_chunk: dict[str, Any] | None = None  # the upstream's own usage chunk, if it sent one
 
 
+def completion_as_chunks(completion: dict[str, Any]) -> list[dict[str, Any]]:
+    """A whole chat.completion as the chunks a stream would have carried (for
+    upstreams that ignore "stream": true): each message as one delta, then
+    each finish_reason, then usage on a chunk of its own. The chunk rules
+    still apply to them."""
+    top = {k: v for k, v in completion.items() if k not in ("choices", "usage", "object")}
+    top["object"] = CHUNK
+    chunks, finishes = [], []
+    for position, choice in enumerate(completion.get("choices") or []):
+        if not isinstance(choice, dict):
+            continue
+        index = choice.get("index", position)
+        message = choice.get("message", choice.get("delta"))
+        delta = dict(message) if isinstance(message, dict) else {"content": message}
+        calls = delta.get("tool_calls")
+        if isinstance(calls, list):
+            delta["tool_calls"] = [{"index": i, **call} if isinstance(call, dict) else call for i, call in enumerate(calls)]
+        chunks.append({**top, "choices": [{"index": index, "delta": delta, "logprobs": choice.get("logprobs"), "finish_reason": None}]})
+        finishes.append({**top, "choices": [{"index": index, "delta": {}, "finish_reason": choice.get("finish_reason")}]})
+    chunks += finishes
+    if completion.get("usage") is not None:
+        chunks.append({**top, "choices": [], "usage": completion["usage"]})
+    return chunks
+
+
 def looks_like_chunk(obj: dict[str, Any]) -> bool:
     """A JSON object the chunk rules should handle (not an error, not a stranger)."""
     return isinstance(obj.get("choices"), (list, dict)) or obj.get("object") in (
@@ -124,9 +149,11 @@ class ChunkRules:
         """Usage on content chunks, on every chunk, or under x_groq: kept for one
         final chunk. True when `chunk` is the upstream's own usage chunk."""
         groq = chunk.get("x_groq")
-        if usage is None and isinstance(groq, dict) and isinstance(groq.get("usage"), dict):
+        if isinstance(groq, dict) and isinstance(groq.get("usage"), dict):
+            # Sent once at the end instead, or a client adding both counts it twice.
             self.note("usage_under_x_groq")
-            usage = groq["usage"]
+            usage = usage if usage is not None else groq["usage"]
+            chunk["x_groq"] = {k: v for k, v in groq.items() if k != "usage"}
         if usage is None:
             return False
         self.state.usage = usage
@@ -240,7 +267,7 @@ class ChunkRules:
         if value == "":
             self.note("finish_reason_empty")
             return None
-        if value in STOP_SYNONYMS:
+        if isinstance(value, str) and value in STOP_SYNONYMS:
             self.note("finish_reason_eos_token")
             value = "stop"
         if value == "stop" and state.saw_tool_calls:

@@ -95,6 +95,8 @@ REPAIR_PHRASES: dict[str, str] = {
     "cr_line_ends": "CR line ends made LF",
     "named_event": "event name dropped from {n} event{s}",
     "stream_sent_as_json": "content-type fixed",
+    "stream_answered_with_json": "JSON reply to a stream request sent as a stream",
+    "error_at_status_200": "error sent with HTTP 200 given an error status",
     "body_not_bare_json": "JSON body stripped of a data: prefix or blank lines",
     "error_line_not_data": "llama.cpp error: line sent as a data: error event",
     "named_error_event": "event: error sent as a data: error event",

@@ -29,7 +29,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from .chat import ChunkRules, looks_like_chunk
+from .chat import ChunkRules, completion_as_chunks, looks_like_chunk
+from .completion import parse_json_body
 from .config import Options
 from .errors import error_object, stream_error_line
 from .sse import EventSplitter, LineEnds, encode_data, parse_block
@@ -88,6 +89,9 @@ class ChatStream:
         self._done = False
         self._truncated = False
         self._warned: set[str] = set()
+        # Bytes before the first one that is not white space, then a whole JSON body.
+        self._head: bytearray | None = bytearray()
+        self._json_body = False
 
     @property
     def repairs(self) -> Counter[str]:
@@ -109,6 +113,8 @@ class ChatStream:
     def feed(self, data: bytes) -> bytes:
         if self.raw:
             return data
+        if self._head is not None:
+            return self._sniff(data)
         held = list(self._split._parts)
         try:
             blocks = self._split.feed(self._lines.feed(data))
@@ -125,6 +131,8 @@ class ChatStream:
     def close(self) -> bytes:
         if self.raw:
             return b""
+        if self._head is not None:
+            return self._whole_json_body()
         tail = self._split.flush()
         try:
             out = []
@@ -138,6 +146,53 @@ class ChatStream:
             log.exception("%s: rewrite failed at the end of the stream; passing its tail unchanged", self.options.label)
             self.raw = True
             return tail
+
+    # -- a stream request answered with one JSON body ---------------------------
+
+    def _sniff(self, data: bytes) -> bytes:
+        """Until the first byte that is not white space: SSE, or one JSON body?
+
+        Some upstreams answer a stream request with a whole JSON reply (an error,
+        or a chat.completion when they ignore "stream": true). That body is
+        held, then sent as OpenAI would have streamed it."""
+        head = self._head
+        head += data
+        if self._json_body:
+            if len(head) > self.options.max_event_bytes:
+                self._head = None
+                self._give_up(f"a JSON reply grew past normalize_max_event_bytes ({self.options.max_event_bytes})")
+                return bytes(head)
+            return b""
+        start = head.lstrip()[:1]
+        if not start:
+            return b""  # only white space so far
+        if start in (b"{", b"["):
+            self._json_body = True
+            return self._sniff(b"")
+        self._head = None
+        return self.feed(bytes(head))
+
+    def _whole_json_body(self) -> bytes:
+        body = bytes(self._head)
+        self._head = None
+        if not self._json_body:
+            return body  # nothing but white space
+        try:
+            obj = parse_json_body(body)
+            found = None if obj is None else error_object(obj)
+            if found is not None:
+                self._repairs["stream_answered_with_json"] += 1
+                return self._error(*found)
+            if isinstance(obj, dict) and isinstance(obj.get("choices"), list):
+                self._repairs["stream_answered_with_json"] += 1
+                out = [self._chunk(chunk) for chunk in completion_as_chunks(obj)]
+                return b"".join(out) + self._finish()
+        except Exception:
+            log.exception("%s: could not rewrite a JSON reply to a stream request; passing it unchanged", self.options.label)
+            self.raw = True
+            return body
+        self._warn_once("json_body", "a stream request was answered with a JSON body that is no chat completion; passing it unchanged")
+        return body
 
     def _give_up(self, why: str) -> None:
         log.warning("%s: %s; passing the rest of the stream through unchanged", self.options.label, why)

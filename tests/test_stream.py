@@ -396,3 +396,33 @@ def test_data_that_is_json_but_not_an_object(caplog):
         out, _ = run([b"data: 42\n\ndata: null\n\n" + NIM_STREAM])
     assert out == b"data: 42\n\ndata: null\n\n" + NIM_STREAM_REPAIRED
     assert caplog.text.count("not an object") == 1
+
+
+# -- a stream request answered with one JSON body --------------------------------
+
+def test_stream_answered_with_json_error():
+    out, stream = run([b"\n ", b'{"error":{"message":"boom","type":"server_error","param":null,"code":null}}'])
+    assert out == b'data: {"error":{"message":"boom","type":"server_error","param":null,"code":null}}\n\ndata: [DONE]\n\n'
+    assert stream.repairs["stream_answered_with_json"] == 1
+
+
+def test_stream_answered_with_json_completion():
+    completion = {
+        "id": "c1", "object": "chat.completion", "created": 5, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello!", "tool_calls": None}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+    }
+    body = json.dumps(completion).encode()
+    out, stream = run([body[:10], body[10:]])
+    assert chunks(out) == [
+        {"id": "c1", "object": "chat.completion.chunk", "created": 5, "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hello!"}, "logprobs": None, "finish_reason": None}]},
+        {"id": "c1", "object": "chat.completion.chunk", "created": 5, "model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+    ]
+    assert out.endswith(b"data: [DONE]\n\n")
+    with_usage, _ = run([body], Options(make_id=OPTIONS.make_id, include_usage=True))
+    assert chunks(with_usage)[-1]["usage"] == completion["usage"]
+
+
+def test_json_body_that_is_no_reply_passes_through():
+    assert run([b'{"hello": 1}'])[0] == b'{"hello": 1}'
+    assert run([b"{not json"])[0] == b"{not json"

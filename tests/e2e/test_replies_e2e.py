@@ -681,31 +681,28 @@ def test_llamacpp_usage_chunk_without_include_usage(up, plain) -> None:
 # --------------------------------------------------------------------------- known gaps (xfail until fixed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="addon bug: a non-stream reply at HTTP 200 whose body is an error ({\"error\": ...}) is rewritten "
-    "into a fabricated chat.completion (new id, created=now, model from the request, choices: []) with the "
-    "error kept as an extra key, instead of being left (or sent) as an OpenAI error",
-)
-def test_error_body_at_http_200_is_not_made_a_completion(up, plain) -> None:
+def test_error_body_at_http_200_becomes_an_error_status(up, plain) -> None:
+    """An error sent as a success (OpenRouter-style) reaches the client as the error it is:
+    its own code as the status when that is an HTTP error status (else 502), OpenAI's shape."""
     serve_json(up, b'{"error":{"message":"Provider returned error","code":502}}')
     r = raw(plain, "POST", up.url + CHAT_PATH, json={"model": "m", "messages": MESSAGES})
-    body = json.loads(r.content)
-    assert list(body) == ["error"], show(r.content)
-    assert body["error"]["message"] == "Provider returned error"
+    assert r.status_code == 502
+    assert json.loads(r.content) == {"error": {"message": "Provider returned error", "type": "server_error", "param": None, "code": 502}}
+    client = openai.OpenAI(base_url=up.url + "/v1", api_key="test", max_retries=0, http_client=httpx.Client(proxy=plain.url))
+    with pytest.raises(openai.InternalServerError) as info:
+        client.chat.completions.create(model="m", messages=MESSAGES)
+    assert info.value.status_code == 502 and info.value.body["message"] == "Provider returned error"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="addon bug: a stream request answered at HTTP 200 with an application/json error body (no SSE "
-    "framing) is relabelled text/event-stream and passed on as a bare line, so the SDK yields nothing and "
-    "raises nothing; expected data: {\"error\":{...}} then data: [DONE]",
-)
 def test_stream_request_answered_with_json_error(up, plain) -> None:
+    """A stream request answered with a whole JSON error: the SDK raises it, as from OpenAI's stream."""
     serve_json(up, b'{"error":{"message":"boom","type":"server_error","param":null,"code":null}}')
     chunks, e = sdk_stream_until_error(up, plain)
     assert chunks == []
     assert e.message == "boom"
+
+
+# --------------------------------------------------------------------------- known gaps (xfail until fixed)
 
 
 @pytest.mark.xfail(
