@@ -183,17 +183,18 @@ class ChunkRules:
         return CHUNK
 
     def created_missing_or_not_integer(self, value: Any) -> int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            if self.state.created is None:
-                self.state.created = value
-            return value
-        self.note("created_missing_or_not_integer")
-        if self.state.created is None:
-            if isinstance(value, float):
-                self.state.created = int(value)
-            else:
-                self.state.created = self.options.now()
-        return self.state.created
+        """OpenAI sends one positive integer `created` on every chunk of a stream."""
+        state = self.state
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            if state.created is None:
+                state.created = value
+            elif value != state.created:
+                self.note("created_changing")  # TGI stamps each chunk anew
+            return state.created
+        self.note("created_missing_or_not_integer")  # also Azure's created: 0
+        if state.created is None:
+            state.created = int(value) if isinstance(value, float) and value > 0 else self.options.now()
+        return state.created
 
     def model_missing(self, value: Any) -> str:
         if isinstance(value, str) and value:
@@ -236,10 +237,10 @@ class ChunkRules:
             state = self.state.choices[index] = ChoiceState()
         first = not state.started
 
-        delta = self.delta(choice.get("delta", None), state, first)
+        delta = self.delta(self.message_in_chunk(choice), state, first)
         out: dict[str, Any] = {"index": index, "delta": delta}
         for key, value in choice.items():
-            if key in ("index", "delta"):
+            if key in ("index", "delta", "message"):
                 continue
             if key == "finish_reason":
                 out[key] = self.finish_reason(value, state)
@@ -262,6 +263,15 @@ class ChunkRules:
             self.note("empty_chunk")
             return None
         return out
+
+    def message_in_chunk(self, choice: dict[str, Any]) -> Any:
+        """exo (2024) puts `message` beside `delta` in stream chunks; openai-node's
+        stream helper then overwrites the text it built with each chunk's message.
+        The delta says it all; a chunk with only a message uses it as the delta."""
+        if "message" not in choice:
+            return choice.get("delta")
+        self.note("message_in_chunk")
+        return choice["delta"] if "delta" in choice else choice["message"]
 
     def finish_reason(self, value: Any, state: ChoiceState) -> Any:
         if value == "":
@@ -347,8 +357,8 @@ class ChunkRules:
                 call_type = "function"
             out["type"] = sent["type"] = call_type
         else:
-            if call_id is not None and call_id == sent.get("id"):
-                self.note("tool_call_id_repeated")
+            if call_id is not None and call_id in ("", sent.get("id")):
+                self.note("tool_call_id_repeated")  # TGI: "id":"" on every delta
             elif call_id is not None:
                 out["id"] = call_id
             call_type = call.get("type")

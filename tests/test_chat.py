@@ -114,7 +114,15 @@ def test_chunk_object_wrong():
     assert rules.repairs["chunk_object_wrong"] == 1
 
 
-@pytest.mark.parametrize(("created", "expected"), [(None, 1700000000), ("1", 1700000000), (12.7, 12)])
+def test_created_changing():
+    rules = make_rules()
+    outs = run(rules, chunk({"content": "a"}, created=5), chunk({"content": "b"}, created=6), chunk({"content": "c"}, created=0))
+    assert [o["created"] for o in outs] == [5, 5, 5]
+    assert rules.repairs["created_changing"] == 1
+    assert rules.repairs["created_missing_or_not_integer"] == 1
+
+
+@pytest.mark.parametrize(("created", "expected"), [(None, 1700000000), ("1", 1700000000), (12.7, 12), (0, 1700000000)])
 def test_created_missing_or_not_integer(created, expected):
     assert make_rules().rewrite(chunk({"content": "a"}, created=created))["created"] == expected
 
@@ -167,6 +175,21 @@ def test_delta_missing():
     (out,) = run(rules, chunk(choices=[{"index": 0, "finish_reason": None, "content_filter_results": {}}]))
     assert out["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert rules.repairs["delta_missing"] == 1
+
+
+def test_message_in_chunk():
+    # exo: `message` beside `delta` in stream chunks; a chunk with only a message uses it.
+    rules = make_rules()
+    outs = run(
+        rules,
+        chunk(choices=[{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "delta": {"role": "assistant", "content": "Hi"}, "finish_reason": None}]),
+        chunk(choices=[{"index": 0, "message": {"content": " there"}, "finish_reason": None}]),
+    )
+    assert [o["choices"][0] for o in outs] == [
+        {"index": 0, "delta": {"role": "assistant", "content": "Hi"}, "finish_reason": None},
+        {"index": 0, "delta": {"content": " there"}, "finish_reason": None},
+    ]
+    assert rules.repairs["message_in_chunk"] == 2
 
 
 def test_delta_not_object():
@@ -250,7 +273,10 @@ def test_tool_name_repeated():
     outs = run(rules, tool_chunk(first), tool_chunk(again))
     assert calls_of(outs[1]) == [{"index": 0, "function": {"arguments": '{"path":'}}]
     assert rules.repairs["tool_name_repeated"] == 1
-    assert rules.repairs["tool_call_id_repeated"] == 1
+    # TGI: "id":"" on every later delta says nothing either.
+    out = rules.rewrite(tool_chunk({"index": 0, "id": "", "type": "function", "function": {"arguments": '"a"}'}}))
+    assert calls_of(out) == [{"index": 0, "function": {"arguments": '"a"}'}}]
+    assert rules.repairs["tool_call_id_repeated"] == 2
 
 
 def test_tool_name_empty():
