@@ -2,11 +2,14 @@
 # `make test` - the whole suite, unit and end to end. It first makes sure of Chromium
 #               (/usr/bin/chromium) for the mitmweb browser test: installed with apt-get
 #               when run as root (CI); elsewhere a note, and that one test skips.
+#               It also installs the Node clients in tests/node (npm ci) when npm is there;
+#               without npm, a note, and the Node client tests skip.
 # Each target creates .venv when it is missing; .python-version selects 3.13 through pyenv.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+NODE_DIR := tests/node
 
 .PHONY: run test chromium clean
 
@@ -25,7 +28,14 @@ $(VENV)/.test-deps: requirements.txt requirements-test.txt | $(BIN)/python
 run: $(VENV)/.run-deps
 	$(BIN)/mitmdump -s addon.py $(ARGS)
 
-test: $(VENV)/.test-deps chromium
+$(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix $(NODE_DIR) --no-audit --no-fund && touch $@; \
+	else \
+		echo "Note: npm is missing: the Node client tests (tests/e2e/test_node_clients_e2e.py) will skip."; \
+	fi
+
+test: $(VENV)/.test-deps chromium $(NODE_DIR)/node_modules/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 chromium:
@@ -38,4 +48,4 @@ chromium:
 	fi
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis $(NODE_DIR)/node_modules
