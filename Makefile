@@ -1,4 +1,5 @@
 # `make run`  - start mitmdump with the addon on the defaults (port 8080).
+# `make bench` - addon vs a streaming passthrough, side by side (BENCH_ARGS=--quick for a smoke run).
 # `make test` - the whole suite, unit and end to end. It first makes sure of Chromium
 #               (/usr/bin/chromium) for the mitmweb browser test: installed with apt-get
 #               when run as root (CI); elsewhere a note, and that one test skips.
@@ -11,7 +12,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 NODE_DIR := tests/node
 
-.PHONY: run test chromium clean
+.PHONY: run test bench chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +38,10 @@ $(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/packag
 
 test: $(VENV)/.test-deps chromium $(NODE_DIR)/node_modules/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The benchmark: proxy CPU per event, added latency, TTFB and memory, addon vs passthrough.
+bench: $(VENV)/.test-deps
+	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 chromium:
 	@if [ -x /usr/bin/chromium ]; then :; \

@@ -1,0 +1,195 @@
+"""The benchmark's upstream: a chat completion stream server on 127.0.0.1, run as its own process.
+
+`python bench/upstream.py` binds a free port, prints `listening <port>`, and
+serves until its stdin closes (the benchmark holds the other end, so the
+server cannot outlive it). Every request gets a stream shaped by its query:
+
+  shape=nim      NVIDIA NIM chunks: key order and nulls as NIM sends them
+  shape=nim_reasoning  the same, the text in reasoning_content (content null), as thinking models send it
+  shape=openai   already OpenAI-shaped ("conforming"): no nulls in the delta, no usage
+  events=N       N content events, between a role event and a finishing event, then [DONE]
+  pace_us=P      0: every event as fast as the socket takes it (for CPU);
+                 P > 0: content event i is written at start + i*P us, and its text
+                 is `<time.monotonic_ns() at write, 19 digits> ` (for latency)
+
+Framing: HTTP/1.1 chunked, one event per chunk and one chunk per `send`
+(TCP_NODELAY), so mitmproxy sees each event as one data event. The bench
+imports this module for the shapes, so both ends agree on the expected text.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import socketserver
+import sys
+import threading
+import time
+from urllib.parse import parse_qs, urlsplit
+
+NIM_ID = "8f20d6699e194a0abed38c671384d32d"
+MODEL = "qwen/qwen3-next-80b-a3b-instruct"
+CREATED = 1754000000
+# Token-sized pieces, cycled: multi-byte UTF-8 and JSON escapes included.
+PIECES = ["Hello", ",", " wörld", " —", " 東京", " 🚀", "\n", ' "quoted"', " tab\t", " back\\slash", " the", " end."]
+MAX_EVENTS = 100_000_000
+MAX_REQUEST = 1 << 20
+
+
+def _dump(obj: object) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def chunk(shape: str, content: str | None, *, role: str | None = None, finish_reason: str | None = None) -> bytes:
+    """One event, `data: <json>\\n\\n`, in the given shape."""
+    if shape in ("nim", "nim_reasoning"):
+        if shape == "nim_reasoning":
+            content, reasoning = None, content
+        else:
+            reasoning = None
+        obj = {
+            "id": NIM_ID,
+            "object": "chat.completion.chunk",
+            "created": CREATED,
+            "model": MODEL,
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"role": role, "content": content, "reasoning_content": reasoning, "tool_calls": None},
+                    "logprobs": None,
+                    "finish_reason": finish_reason,
+                    "matched_stop": None,
+                }
+            ],
+            "usage": None,
+        }
+    elif shape == "openai":
+        delta: dict[str, str] = {}
+        if role is not None:
+            delta = {"role": role, "content": ""}
+        elif content is not None:
+            delta = {"content": content}
+        obj = {
+            "id": "chatcmpl-" + NIM_ID[:24],
+            "object": "chat.completion.chunk",
+            "created": CREATED,
+            "model": MODEL,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        }
+    else:
+        raise ValueError(f"unknown shape {shape!r}")
+    return b"data: " + _dump(obj) + b"\n\n"
+
+
+def events(shape: str) -> tuple[bytes, list[bytes], bytes, bytes]:
+    """(the role event, the content events to cycle through, the finishing event, [DONE])."""
+    first = chunk(shape, None, role="assistant")
+    content = [chunk(shape, piece) for piece in PIECES]
+    return first, content, chunk(shape, None, finish_reason="stop"), b"data: [DONE]\n\n"
+
+
+def expected_text(n: int) -> str:
+    """The text of a stream with n content events (pace_us=0)."""
+    cycles, rest = divmod(n, len(PIECES))
+    return "".join(PIECES) * cycles + "".join(PIECES[:rest])
+
+
+def frame(event: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(event), event)
+
+
+HEADERS = (
+    b"HTTP/1.1 200 OK\r\n"
+    b"content-type: text/event-stream\r\n"
+    b"cache-control: no-cache\r\n"
+    b"transfer-encoding: chunked\r\n"
+    b"connection: close\r\n"
+    b"\r\n"
+)
+
+
+class Handler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        sock: socket.socket = self.request
+        sock.settimeout(60)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            target = self.read_request(sock)
+            if target is None:
+                return
+            query = {k: v[0] for k, v in parse_qs(urlsplit(target).query).items()}
+            shape = query.get("shape", "nim")
+            n = min(int(query.get("events", "10")), MAX_EVENTS)
+            pace_ns = int(query.get("pace_us", "0")) * 1000
+            self.stream(sock, shape, n, pace_ns)
+        except OSError:
+            pass  # the proxy went away (or timed out): nothing to clean up
+
+    @staticmethod
+    def read_request(sock: socket.socket) -> str | None:
+        """Reads one request (head and content-length body); returns its target."""
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = sock.recv(65536)
+            if not data or len(head) > MAX_REQUEST:
+                return None
+            head += data
+        head, _, body = head.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        if length > MAX_REQUEST:
+            return None
+        while len(body) < length:
+            data = sock.recv(65536)
+            if not data:
+                return None
+            body += data
+        return lines[0].split(" ")[1]
+
+    @staticmethod
+    def stream(sock: socket.socket, shape: str, n: int, pace_ns: int) -> None:
+        first, content, finish, done = events(shape)
+        send = sock.sendall
+        send(HEADERS)
+        send(frame(first))
+        if pace_ns:
+            # The timestamp is spliced into a prebuilt frame, so it is taken just before the write.
+            prefix, suffix = frame(chunk(shape, "@" * 19 + " ")).split(b"@" * 19)
+            start = time.monotonic_ns()
+            for i in range(1, n + 1):
+                target = start + i * pace_ns
+                now = time.monotonic_ns()
+                if now < target:
+                    time.sleep((target - now) / 1e9)
+                send(b"%s%019d%s" % (prefix, time.monotonic_ns(), suffix))
+        else:
+            frames = [frame(event) for event in content]
+            k = len(frames)
+            for i in range(n):
+                send(frames[i % k])
+        send(frame(finish))
+        send(frame(done))
+        send(b"0\r\n\r\n")
+
+
+class Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the bench, which then ends us
+    server = Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+    print(f"listening {server.server_address[1]}", flush=True)
+    sys.stdin.read()  # returns when the bench closes our stdin or exits
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
