@@ -100,11 +100,14 @@ class StreamRewriter:
         self.original = CappedBuffer(keep_bytes)
         self.rewritten = CappedBuffer(keep_bytes)
         self.keep = keep_bytes > 0
+        self.bytes_in = self.bytes_out = 0
 
     def __call__(self, data: bytes) -> bytes | list[bytes]:
+        # Called for every upstream event: kept lean, as it runs on the event loop.
         try:
             if data:
-                data = self._decode(data)
+                if self.decoder is not None:
+                    data = self.decoder.decompress(data)
                 out = self.stream.feed(data)
             else:
                 data = self._flush_decoder()
@@ -115,19 +118,19 @@ class StreamRewriter:
             self.stream.raw = True
             self.decoder = None
             out = data
-        if self.keep:
-            self.original.append(data)
-            self.rewritten.append(out)
-        if out and self.first_byte is None:
+        self.bytes_in += len(data)
+        self.bytes_out += len(out)
+        if self.keep:  # until both copies are full
+            self.keep = self.original.append(data) | self.rewritten.append(out)
+        if not out:
+            return []
+        if self.first_byte is None:
             self.first_byte = time.monotonic()
-        return out if out else []
+        return out
 
     @property
     def ttfb_ms(self) -> float | None:
         return None if self.first_byte is None else round((self.first_byte - self.started) * 1000, 1)
-
-    def _decode(self, data: bytes) -> bytes:
-        return self.decoder.decompress(data) if self.decoder else data
 
     def _flush_decoder(self) -> bytes:
         return self.decoder.flush() if self.decoder else b""
@@ -429,12 +432,14 @@ class Normalize:
         info: dict[str, Any] = {"repairs": dict(sorted(repairs.items())), "summary": summary}
         keep = ctx.options.normalize_keep_bytes
         if rewriter is not None:
-            info.update(events=events, raw_passthrough=rewriter.stream.raw, ttfb_ms=rewriter.ttfb_ms)
+            info.update(events=events, raw_passthrough=rewriter.stream.raw, ttfb_ms=rewriter.ttfb_ms,
+                        bytes_in=rewriter.bytes_in, bytes_out=rewriter.bytes_out)
             if keep:
-                info.update(original=rewriter.original.value, original_dropped=rewriter.original.dropped,
-                            body_dropped=rewriter.rewritten.dropped)
+                original = rewriter.original.take()
+                info.update(original=original, original_dropped=rewriter.bytes_in - len(original),
+                            body_dropped=rewriter.bytes_out - len(rewriter.rewritten))
             # mitmproxy keeps no streamed body; the rewritten one (capped) is what mitmweb shows.
-            flow.response.raw_content = rewriter.rewritten.value
+            flow.response.raw_content = rewriter.rewritten.take()
         elif original is not None and keep and original != flow.response.raw_content:
             kept = CappedBuffer(keep)
             kept.append(original)

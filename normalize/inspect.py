@@ -178,16 +178,24 @@ class CappedBuffer:
         self._kept = bytearray()
         self._dropped = 0
 
-    def append(self, data: bytes) -> None:
+    def append(self, data: bytes) -> bool:
+        """Keeps what fits; True while there is room for more."""
         room = self.cap - len(self._kept)
         size = len(data)
-        if size <= room:
+        if size < room:
             self._kept += data
-            return
+            return True
         if room > 0:
             self._kept += memoryview(data)[:room]
             size -= room
         self._dropped += size
+        return False
+
+    def take(self) -> bytes:
+        """The kept bytes; the buffer lets go of its own copy."""
+        value = bytes(self._kept)
+        self._kept = bytearray()
+        return value
 
     @property
     def value(self) -> bytes:

@@ -11,11 +11,11 @@ Nothing is lost: an event that is not a chat chunk (not JSON, not an object,
 not ours) passes through as it came, with one log line. If anything inside
 raises, the stream logs once and passes the rest through untouched.
 
-Fast path: a plain content chunk is rewritten the same way whatever its text,
-so once one has gone through the rules, its rewritten prefix and suffix are
-kept as a template; later chunks whose bytes differ from it only in the
-content string (checked to be one canonical JSON string, valid UTF-8) are
-answered by splicing, without a JSON round trip. The templates are learned
+Fast path: a plain text chunk (content, or reasoning text) is rewritten the
+same way whatever its text, so once one has gone through the rules, its
+rewritten prefix and suffix are kept as a template; later chunks whose bytes
+differ from it only in that string (checked to be one canonical JSON string,
+valid UTF-8) are answered by splicing, without a JSON round trip. The templates are learned
 from the rules' own output, so both paths give the same bytes.
 """
 
@@ -55,7 +55,9 @@ def dump(obj: Any) -> bytes:
 # A JSON string literal exactly as `dump` writes it: no escapes but the ones
 # json.dumps(ensure_ascii=False) uses, so splicing it changes nothing.
 _CANONICAL_STRING = re.compile(rb'"(?:[^"\\\x00-\x1f]|\\["\\bfnrt]|\\u00[01][0-9a-f])*"')
-_CONTENT_VALUE = re.compile(rb'"content"[ \t]*:[ \t]*("(?:[^"\\]|\\.)*")')
+# The delta's text: content, or the reasoning text thinking models send instead.
+TEXT_KEYS = ("content", "reasoning_content", "reasoning")
+_TEXT_VALUE = re.compile(rb'"(content|reasoning_content|reasoning)"[ \t]*:[ \t]*("(?:[^"\\]|\\.)*")')
 _PROBE = "\ue000normalize-probe\ue001"
 _PROBE_JSON = dump(_PROBE)
 _MAX_TEMPLATES = 4
@@ -115,7 +117,23 @@ class ChatStream:
             return data
         if self._head is not None:
             return self._sniff(data)
-        held = list(self._split._parts)
+        parts = self._split._parts
+        if (
+            # The common case, one whole `data: {...}` event per call: straight to the fast path.
+            self._templates
+            and not parts
+            and data[-2:] == b"\n\n"
+            and data.find(b"\n") == len(data) - 2
+            and data[:6] == b"data: "
+            and b"\r" not in data
+            and not self._lines._after_cr
+            and not self._done
+        ):
+            fast = self._spliced(data[6:-2])
+            if fast is not None:
+                self.events += 1
+                return fast
+        held = parts.copy() if parts else None
         try:
             blocks = self._split.feed(self._lines.feed(data))
             out = [self._event(block) for block in blocks]
@@ -126,7 +144,7 @@ class ChatStream:
         except Exception:
             log.exception("%s: rewrite failed; passing the rest of the stream through unchanged", self.options.label)
             self.raw = True
-            return b"".join(held) + data
+            return b"".join(held) + data if held else data
 
     def close(self) -> bytes:
         if self.raw:
@@ -338,28 +356,27 @@ class ChatStream:
         return None
 
     def _chunk_and_learn(self, chunk: dict[str, Any], payload: bytes) -> bytes:
-        steady = _plain_content_chunk(chunk) and self._rules.state.choices.get(0, _UNSTARTED).started
+        key = _plain_text_key(chunk) if self._rules.state.choices.get(0, _UNSTARTED).started else None
         out = self._chunk(chunk)
-        if steady and out:
-            self._learn(payload, out)
+        if key is not None and out:
+            self._learn(payload, out, key)
         return out
 
-    def _learn(self, payload: bytes, out: bytes) -> None:
+    def _learn(self, payload: bytes, out: bytes, key: str) -> None:
         """Keeps a template if this chunk's rewrite does not depend on its text."""
-        for match in _CONTENT_VALUE.finditer(payload):
-            text = match.group(1)
-            if len(text) <= 2 or not _CANONICAL_STRING.fullmatch(text) or not _utf8(text):
+        for match in _TEXT_VALUE.finditer(payload):
+            text = match.group(2)
+            if match.group(1) != key.encode() or len(text) <= 2 or not _CANONICAL_STRING.fullmatch(text) or not _utf8(text):
                 continue
-            prefix, suffix = payload[: match.start(1)], payload[match.end(1) :]
-            probe_payload = prefix + _PROBE_JSON + suffix
+            prefix, suffix = payload[: match.start(2)], payload[match.end(2) :]
             try:
-                probe = json.loads(probe_payload)
+                probe = json.loads(prefix + _PROBE_JSON + suffix)
                 expected = json.loads(payload)
             except ValueError:
                 continue
-            expected["choices"][0]["delta"]["content"] = _PROBE
+            expected["choices"][0]["delta"][key] = _PROBE
             if probe != expected:
-                continue  # that "content" was not the delta's
+                continue  # that key was not the delta's
             rules = self._rules
             before = copy.deepcopy(rules.state)
             saved, rules.repairs = rules.repairs, Counter()
@@ -397,16 +414,22 @@ class _Unstarted:
 _UNSTARTED = _Unstarted()
 
 
-def _plain_content_chunk(chunk: dict[str, Any]) -> bool:
-    """One choice, index 0, string content, no tool calls, not finishing."""
+def _plain_text_key(chunk: dict[str, Any]) -> str | None:
+    """For one choice at index 0 whose delta carries one string of text (content or
+    reasoning), no tool calls and no finish: that text's key. Else None."""
     choices = chunk.get("choices")
     if not isinstance(choices, list) or len(choices) != 1:
-        return False
+        return None
     choice = choices[0]
     if not isinstance(choice, dict) or choice.get("index") != 0 or choice.get("finish_reason"):
-        return False
+        return None
     delta = choice.get("delta")
-    return isinstance(delta, dict) and isinstance(delta.get("content"), str) and not delta.get("tool_calls")
+    if not isinstance(delta, dict) or delta.get("tool_calls"):
+        return None
+    texts = [key for key in TEXT_KEYS if delta.get(key) is not None]
+    if len(texts) != 1 or not isinstance(delta[texts[0]], str):
+        return None
+    return texts[0]
 
 
 def _message(error: dict[str, Any]) -> str:

@@ -122,6 +122,17 @@ NIM_REPEATED_TOOL_NAME_STREAM = (
     b"data: [DONE]\n\n"
 )
 
+# DeepSeek-style thinking: reasoning_content flows while content is null, then the answer.
+REASONING_PIECES = ["Okay", ", the user", " says hi", " — 挨拶"]
+DEEPSEEK_REASONING_STREAM = b"".join(
+    [nim_chunk(None, role="assistant")]
+    + [
+        nim_chunk(None).replace(b'"reasoning_content":null', b'"reasoning_content":' + json.dumps(piece, ensure_ascii=False).encode())
+        for piece in REASONING_PIECES
+    ]
+    + [nim_chunk("Hey! 👋"), nim_chunk(None, finish_reason="stop"), b"data: [DONE]\n\n"]
+)
+
 # Every recorded stream, for property tests.
 ALL_STREAMS = {
     "nim": NIM_STREAM,
@@ -130,6 +141,7 @@ ALL_STREAMS = {
     "exo": EXO_STREAM,
     "ollama_tools": OLLAMA_TOOLS_STREAM,
     "nim_repeated_tool_name": NIM_REPEATED_TOOL_NAME_STREAM,
+    "deepseek_reasoning": DEEPSEEK_REASONING_STREAM,
     "nim_crlf": NIM_STREAM.replace(b"\n", b"\r\n"),
     "nim_cr": NIM_STREAM.replace(b"\n", b"\r"),
 }

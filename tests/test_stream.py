@@ -259,6 +259,15 @@ def test_fast_path_is_used_for_nim():
     assert sum(t.uses for t in stream._templates) == len(NIM_STREAM_EVENTS) - 4
 
 
+def test_fast_path_is_used_for_reasoning_text():
+    from recorded import DEEPSEEK_REASONING_STREAM, REASONING_PIECES
+
+    stream = ChatStream(OPTIONS)
+    for event in DEEPSEEK_REASONING_STREAM.split(b"\n\n")[:-1]:
+        stream.feed(event + b"\n\n")
+    assert sum(t.uses for t in stream._templates) == len(REASONING_PIECES) - 1
+
+
 @given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=20))
 def test_fast_path_content_is_exact(pieces):
     body = nim_chunk(None, role="assistant") + b"".join(nim_chunk(p) for p in pieces) + b"data: [DONE]\n\n"
