@@ -223,6 +223,17 @@ class ChunkRules:
     def null_fields(self, key: str) -> None:
         self.note("null_fields")
 
+    def keep_rest(self, source: dict[str, Any], out: dict[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
+        """Keys the rules do not handle pass through unchanged, unless null."""
+        for key, value in source.items():
+            if key in known:
+                continue
+            if value is None:
+                self.null_fields(key)
+            else:
+                out[key] = value
+        return out
+
     # -- one choice ----------------------------------------------------------
 
     def choice(self, choice: Any, position: int) -> dict[str, Any] | None:
@@ -372,14 +383,7 @@ class ChunkRules:
             out["function"] = self.tool_function(function, sent, new)
         elif new:
             out["function"] = {"arguments": ""}
-        for key, value in call.items():
-            if key in ("index", "id", "type", "function"):
-                continue
-            if value is None:
-                self.null_fields(key)
-            else:
-                out[key] = value
-        return out
+        return self.keep_rest(call, out, ("index", "id", "type", "function"))
 
     def tool_call_index(self, call: dict[str, Any], state: ChoiceState) -> tuple[int, bool]:
         """Our index for this tool call delta, and whether it starts a new call."""
@@ -439,14 +443,7 @@ class ChunkRules:
             out["arguments"] = arguments
         elif new:
             out["arguments"] = ""
-        for key, value in function.items():
-            if key in ("name", "arguments"):
-                continue
-            if value is None:
-                self.null_fields(key)
-            else:
-                out[key] = value
-        return out
+        return self.keep_rest(function, out, ("name", "arguments"))
 
     # -- the end -------------------------------------------------------------
 
