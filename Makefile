@@ -1,5 +1,6 @@
 # `make run`  - start mitmdump with the addon on the defaults (port 8080).
 # `make bench` - addon vs a streaming passthrough, side by side (BENCH_ARGS=--quick for a smoke run).
+# `make fuzz`  - atheris on the stream core for FUZZ_SECONDS (default 60).
 # `make test` - the whole suite, unit and end to end. It first makes sure of Chromium
 #               (/usr/bin/chromium) for the mitmweb browser test: installed with apt-get
 #               when run as root (CI); elsewhere a note, and that one test skips.
@@ -12,7 +13,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 NODE_DIR := tests/node
 
-.PHONY: run test bench chromium clean
+.PHONY: run test bench fuzz chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +43,15 @@ test: $(VENV)/.test-deps chromium $(NODE_DIR)/node_modules/.installed
 # The benchmark: proxy CPU per event, added latency, TTFB and memory, addon vs passthrough.
 bench: $(VENV)/.test-deps
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
+
+$(VENV)/.fuzz-deps: requirements.txt requirements-fuzz.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q -r requirements-fuzz.txt
+	touch $@
+
+# Coverage-guided fuzzing of the stream core for FUZZ_SECONDS (default 60).
+FUZZ_SECONDS ?= 60
+fuzz: $(VENV)/.fuzz-deps
+	$(BIN)/python fuzz/fuzz_stream.py -max_total_time=$(FUZZ_SECONDS)
 
 chromium:
 	@if [ -x /usr/bin/chromium ]; then :; \
