@@ -32,6 +32,8 @@ BOOKKEEPING = frozenset({"id", "object", "created", "model", "system_fingerprint
 CHOICE_BOOKKEEPING = frozenset({"index", "delta", "logprobs", "finish_reason"})
 # Finish reasons some servers send that OpenAI spells "stop".
 STOP_SYNONYMS = frozenset({"eos_token", "eos", "end_turn", "stop_sequence"})
+# Chunks of a tool call opened without a name that are held, at most, waiting for it.
+HOLD_LIMIT = 32
 
 
 @dataclass
@@ -57,6 +59,49 @@ class StreamState:
     choices: dict[int, ChoiceState] = field(default_factory=dict)
     usage: Any = None  # the latest usage seen, sent at the end when the client asked
     usage_chunk: dict[str, Any] | None = None  # the upstream's own usage chunk, if it sent one
+
+
+def nameless_new_call(chunk: dict[str, Any]) -> tuple[int, int] | None:
+    """(choice index, call index) of a tool call this rewritten chunk opens with an empty name."""
+    for choice in chunk["choices"]:
+        if isinstance(choice, dict):
+            for call in choice["delta"].get("tool_calls") or ():
+                if isinstance(call, dict) and "id" in call and call.get("function", {}).get("name") == "":
+                    return choice["index"], call["index"]
+    return None
+
+
+def call_delta(chunk: dict[str, Any], where: tuple[int, int]) -> dict[str, Any] | None:
+    """The delta of tool call `where` (choice index, call index) in a rewritten chunk."""
+    for choice in chunk["choices"]:
+        if isinstance(choice, dict) and choice["index"] == where[0]:
+            for call in choice["delta"].get("tool_calls") or ():
+                if isinstance(call, dict) and call.get("index") == where[1]:
+                    return call
+    return None
+
+
+def drop_name(chunk: dict[str, Any], call: dict[str, Any]) -> bool:
+    """Takes the name out of a tool call delta in a rewritten chunk, and whatever that
+    leaves empty; False when the chunk then has nothing left to say."""
+    del call["function"]["name"]
+    if call["function"]:
+        return True
+    del call["function"]
+    if len(call) > 1:
+        return True
+    for choice in chunk["choices"]:
+        calls = choice["delta"].get("tool_calls")
+        if calls and call in calls:
+            calls.remove(call)
+            if not calls:
+                del choice["delta"]["tool_calls"]
+    if chunk.keys() - BOOKKEEPING:
+        return True
+    return any(
+        choice["delta"] or choice["finish_reason"] is not None or choice.get("logprobs") is not None or choice.keys() - CHOICE_BOOKKEEPING
+        for choice in chunk["choices"]
+    )
 
 
 def completion_as_chunks(completion: dict[str, Any]) -> list[dict[str, Any]]:
@@ -97,11 +142,52 @@ class ChunkRules:
         self.options = options
         self.repairs: Counter[str] = Counter() if repairs is None else repairs
         self.state = StreamState()
+        # Chunks held back while a tool call waits for its name (see tool_name_late).
+        self.held: list[dict[str, Any]] = []
+        self.held_call: tuple[int, int] | None = None
 
     def note(self, repair: str, n: int = 1) -> None:
         self.repairs[repair] += n
 
     # -- the chunk -----------------------------------------------------------
+
+    def chunks(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        """The chunks to send now for one upstream chunk: usually its rewrite alone."""
+        return self.tool_name_late(self.rewrite(chunk))
+
+    def tool_name_late(self, out: dict[str, Any] | None) -> list[dict[str, Any]]:
+        """vLLM (some models) opens a tool call with "name":"" and names it in a later
+        delta. OpenAI names a call in its first delta, and clients that take the name
+        from there (the AI SDK before vercel/ai#16507) record an empty name. So the
+        chunks of such a call are held until its name comes (HOLD_LIMIT at most, and
+        never past the stream's end), and the name moves into the first."""
+        if out is None:
+            return []
+        if self.held_call is None:
+            self.held_call = nameless_new_call(out)
+            if self.held_call is None:
+                return [out]
+            self.held = [out]
+            return []
+        call = call_delta(out, self.held_call)
+        if call is None:
+            return self.release() + [out]
+        name = call.get("function", {}).get("name")
+        if not name:
+            self.held.append(out)
+            return self.release() if len(self.held) >= HOLD_LIMIT else []
+        first = call_delta(self.held[0], self.held_call)
+        first["function"]["name"] = name
+        self.note("tool_name_late")
+        held = self.release()
+        if drop_name(out, call):
+            return held + [out]
+        self.note("empty_chunk")  # the name was all it said
+        return held
+
+    def release(self) -> list[dict[str, Any]]:
+        held, self.held, self.held_call = self.held, [], None
+        return held
 
     def rewrite(self, chunk: dict[str, Any]) -> dict[str, Any] | None:
         if chunk.get("choices") == [] and not self.options.include_usage:
@@ -450,7 +536,8 @@ class ChunkRules:
     def closing_chunks(self) -> list[dict[str, Any]]:
         """What OpenAI sends before [DONE] that the upstream did not: a finish for
         every unfinished choice, then the usage chunk when the client asked for it."""
-        out = [self.closing_chunk([choice]) for choice in self.missing_finish_reason()]
+        out = self.release()
+        out += [self.closing_chunk([choice]) for choice in self.missing_finish_reason()]
         usage = self.state.usage
         if usage is not None:
             chunk = self.state.usage_chunk or self.closing_chunk([])

@@ -82,6 +82,7 @@ REPAIR_PHRASES: dict[str, str] = {
     "tool_name_repeated": "{n} repeated tool name{s} dropped",
     "tool_name_empty": '{n} empty tool name{s} ("") dropped',
     "tool_name_missing": "{n} tool call{s} started without a name",
+    "tool_name_late": "{n} late tool name{s} moved to the call's first delta",
     "tool_call_id_missing": "{n} missing tool call id{s} generated",
     "tool_call_id_repeated": "{n} repeated tool call id{s} dropped",
     "tool_call_type_missing": "{n} missing tool call type{s} set to function",

@@ -89,6 +89,7 @@ class ChatStream:
         self._learning_budget = _LEARNING_BUDGET if self.options.fast_path else 0
         self._saw_chunk = False  # a chat chunk came: the stream must end as OpenAI's does
         self._done = False
+        self._spliceable = True  # templates may answer: not done, nothing held back
         self._truncated = False
         self._warned: set[str] = set()
         # Bytes before the first one that is not white space, then a whole JSON body.
@@ -127,7 +128,7 @@ class ChatStream:
             and data[:6] == b"data: "
             and b"\r" not in data
             and not self._lines._after_cr
-            and not self._done
+            and self._spliceable
         ):
             fast = self._spliced(data[6:-2])
             if fast is not None:
@@ -231,7 +232,7 @@ class ChatStream:
                 payload = payload[1:]
             elif payload:
                 self._repairs["data_without_space"] += 1
-            if not self._done:
+            if self._spliceable:
                 fast = self._spliced(payload)
                 if fast is not None:
                     return fast
@@ -317,7 +318,9 @@ class ChatStream:
             self._repairs[repair] += 1
         log.warning("%s: the upstream reported an error inside the stream: %s", self.options.label, _message(error))
         self._done = True
-        return encode_data(dump(error)) + DONE
+        self._spliceable = False
+        held = b"".join(encode_data(dump(c)) for c in self._rules.release())
+        return held + encode_data(dump(error)) + DONE
 
     def _passthrough(self, block: bytes, at_end: bool) -> bytes:
         return block if at_end and self._truncated else block + b"\n\n"
@@ -328,8 +331,9 @@ class ChatStream:
             self._warn_once("after_done", "an event came after [DONE]; dropping it, as clients stop reading there")
             self._repairs["chunk_after_done"] += 1
             return b""
-        out = self._rules.rewrite(chunk)
-        return b"" if out is None else encode_data(dump(out))
+        out = b"".join(encode_data(dump(c)) for c in self._rules.chunks(chunk))
+        self._spliceable = not self._rules.held
+        return out
 
     def _done_event(self) -> bytes:
         if self._done:
@@ -340,6 +344,7 @@ class ChatStream:
     def _finish(self) -> bytes:
         out = [encode_data(dump(chunk)) for chunk in self._rules.closing_chunks()]
         self._done = True
+        self._spliceable = False
         out.append(DONE)
         return b"".join(out)
 

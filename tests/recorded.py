@@ -133,6 +133,22 @@ DEEPSEEK_REASONING_STREAM = b"".join(
     + [nim_chunk("Hey! 👋"), nim_chunk(None, finish_reason="stop"), b"data: [DONE]\n\n"]
 )
 
+# vLLM (command-a): the first tool delta names the call "", a later one names it.
+VLLM_LATE_TOOL_NAME_STREAM = (
+    b'data: {"id":"chatcmpl-v1","object":"chat.completion.chunk","created":1750000000,"model":"command-a",'
+    b'"choices":[{"index":0,"delta":{"role":"assistant","content":null},"logprobs":null,"finish_reason":null}]}\n\n'
+    b'data: {"id":"chatcmpl-v1","object":"chat.completion.chunk","created":1750000000,"model":"command-a",'
+    b'"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"chatcmpl-tool-8f1c","type":"function",'
+    b'"function":{"name":"","arguments":""}}]},"logprobs":null,"finish_reason":null}]}\n\n'
+    b'data: {"id":"chatcmpl-v1","object":"chat.completion.chunk","created":1750000000,"model":"command-a",'
+    b'"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"get_weather"}}]},"logprobs":null,"finish_reason":null}]}\n\n'
+    b'data: {"id":"chatcmpl-v1","object":"chat.completion.chunk","created":1750000000,"model":"command-a",'
+    b'"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\\"city\\": \\"Paris\\"}"}}]},"logprobs":null,"finish_reason":null}]}\n\n'
+    b'data: {"id":"chatcmpl-v1","object":"chat.completion.chunk","created":1750000000,"model":"command-a",'
+    b'"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"tool_calls"}]}\n\n'
+    b"data: [DONE]\n\n"
+)
+
 # Every recorded stream, for property tests.
 ALL_STREAMS = {
     "nim": NIM_STREAM,
@@ -142,6 +158,7 @@ ALL_STREAMS = {
     "ollama_tools": OLLAMA_TOOLS_STREAM,
     "nim_repeated_tool_name": NIM_REPEATED_TOOL_NAME_STREAM,
     "deepseek_reasoning": DEEPSEEK_REASONING_STREAM,
+    "vllm_late_tool_name": VLLM_LATE_TOOL_NAME_STREAM,
     "nim_crlf": NIM_STREAM.replace(b"\n", b"\r\n"),
     "nim_cr": NIM_STREAM.replace(b"\n", b"\r"),
 }

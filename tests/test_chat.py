@@ -297,6 +297,31 @@ def test_tool_name_missing():
     assert rules.repairs["tool_name_missing"] == 1
 
 
+def test_tool_name_late():
+    # vLLM (command-a): the first tool delta says "name":"", the name comes later.
+    rules = make_rules()
+    opened = tool_chunk({"index": 0, "id": "call_1", "type": "function", "function": {"name": "", "arguments": ""}})
+    named = tool_chunk({"index": 0, "function": {"name": "get_weather", "arguments": '{"city":'}})
+    assert rules.chunks(opened) == []  # held until the name comes
+    first, second = rules.chunks(named)
+    assert calls_of(first) == [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]
+    assert calls_of(second) == [{"index": 0, "function": {"arguments": '{"city":'}}]
+    assert rules.repairs["tool_name_late"] == 1
+
+
+def test_tool_name_late_never_comes():
+    # Held chunks go as they came when anything else comes, or at the end.
+    rules = make_rules()
+    assert rules.chunks(tool_chunk({"index": 0, "id": "c", "type": "function", "function": {"name": "", "arguments": "{}"}})) == []
+    assert rules.chunks(tool_chunk({"index": 0, "function": {"arguments": " "}})) == []
+    held = rules.closing_chunks()
+    assert [calls_of(c) for c in held[:2]] == [
+        [{"index": 0, "id": "c", "type": "function", "function": {"name": "", "arguments": "{}"}}],
+        [{"index": 0, "function": {"arguments": " "}}],
+    ]
+    assert held[2]["choices"][0]["finish_reason"] == "tool_calls"
+
+
 def test_tool_call_id_missing():
     (out,) = run(make_rules(), tool_chunk({"index": 0, "type": "function", "function": {"name": "f", "arguments": "{}"}}))
     assert calls_of(out)[0]["id"] == "call_synth0"

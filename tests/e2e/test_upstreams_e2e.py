@@ -364,15 +364,10 @@ def test_every_fixture_has_a_test() -> None:
     assert set(U.FIXTURES) <= tested, sorted(set(U.FIXTURES) - tested)
 
 
-# --------------------------------------------------------------------------- known addon bugs
+# --------------------------------------------------------------------------- found by these fixtures, since fixed
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "addon bug: vLLM's first tool delta has function.name \"\" and the name comes in a later delta; "
-    "the addon forwards both, so the call's first delta names it \"\" and the name is sent twice, "
-    "which OpenAI never does (AI SDK releases before vercel/ai PR #16507 emitted an empty-named "
-    "call; clients that read the name from a call's first delta only still do)"))
-def test_vllm_empty_first_tool_name_sent_once_known_bug(rig) -> None:
+def test_vllm_empty_first_tool_name_sent_once(rig) -> None:
     """OpenAI's first delta of a call carries its real name, and no later delta names it."""
     _, body = fetch(rig, U.vllm_empty_first_tool_name)
     assert [p for p in U.stream_problems(body) if p.startswith("tool_name")] == []
