@@ -1,5 +1,7 @@
 # `make run`  - start mitmdump with the addon on the defaults (port 8080).
 # `make bench` - addon vs a streaming passthrough, side by side (BENCH_ARGS=--quick for a smoke run).
+# `make load`  - 200 concurrent streams through one mitmdump, then a 1,000,000-event soak with a
+#               flat-memory check; exits non-zero on any failure (LOAD_ARGS=--quick for a smoke run).
 # `make fuzz`  - atheris on the stream core for FUZZ_SECONDS (default 60).
 # `make test` - the whole suite, unit and end to end. It first makes sure of Chromium
 #               (/usr/bin/chromium) for the mitmweb browser test: installed with apt-get
@@ -13,7 +15,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 NODE_DIR := tests/node
 
-.PHONY: run test bench fuzz chromium clean
+.PHONY: run test bench load fuzz chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +45,10 @@ test: $(VENV)/.test-deps chromium $(NODE_DIR)/node_modules/.installed
 # The benchmark: proxy CPU per event, added latency, TTFB and memory, addon vs passthrough.
 bench: $(VENV)/.test-deps
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
+
+# Load: concurrent streams checked exactly, and VmRSS over one very long stream (bench/load.py).
+load: $(VENV)/.test-deps
+	$(BIN)/python bench/load.py $(LOAD_ARGS)
 
 $(VENV)/.fuzz-deps: requirements.txt requirements-fuzz.txt | $(BIN)/python
 	$(BIN)/python -m pip install -q -r requirements-fuzz.txt

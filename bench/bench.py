@@ -44,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -244,6 +244,7 @@ class Received:
     head_chars: int = 0
     done: int = 0
     ttfb_ns: int | None = None
+    started_ns: int = 0  # time.monotonic_ns() when the request was written
     latencies_ns: list[int] = field(default_factory=list)
     _hash: hashlib._Hash = field(default_factory=hashlib.sha256)
 
@@ -322,14 +323,24 @@ def stream(
     events: int,
     pace_us: int = 0,
     timeout: float = 60,
+    query: str = "",
+    openai_shape: bool | None = None,
+    watch: Callable[[Received], None] | None = None,
 ) -> Received:
-    """One streamed chat completion through `proxy` (regular mode, plain HTTP)."""
+    """One streamed chat completion through `proxy` (regular mode, plain HTTP).
+
+    `query` is appended to the upstream's query string (e.g. `&group=...`); `openai_shape`
+    (default: the proxy is the one named "addon") checks the output is OpenAI-shaped; `watch`,
+    if given, is called with the `Received` so far after each read of body chunks.
+    """
     label = f"{proxy.name}, {shape} stream of {events} events" + (f" paced at {pace_us} us" if pace_us else "")
-    checker = EventChecker(label, openai_shape=proxy.name == "addon", timestamps=bool(pace_us))
+    if openai_shape is None:
+        openai_shape = proxy.name == "addon"
+    checker = EventChecker(label, openai_shape=openai_shape, timestamps=bool(pace_us))
     body = json.dumps({"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "bench"}]}).encode()
     authority = f"127.0.0.1:{upstream_port}"
     request = (
-        f"POST http://{authority}/v1/chat/completions?shape={shape}&events={events}&pace_us={pace_us} HTTP/1.1\r\n"
+        f"POST http://{authority}/v1/chat/completions?shape={shape}&events={events}&pace_us={pace_us}{query} HTTP/1.1\r\n"
         f"host: {authority}\r\ncontent-type: application/json\r\naccept: text/event-stream\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     ).encode() + body
@@ -338,7 +349,7 @@ def stream(
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(min(30.0, timeout))
         recv = sock.recv
-        start = time.monotonic_ns()
+        start = checker.got.started_ns = time.monotonic_ns()
         sock.sendall(request)
 
         buf = bytearray()
@@ -378,6 +389,8 @@ def stream(
                 if checker.got.ttfb_ns is None:
                     checker.got.ttfb_ns = now - start
                 checker.feed(b"".join(parts), now)
+                if watch is not None:
+                    watch(checker.got)
             if finished:
                 break
             del buf[:pos]
@@ -507,13 +520,18 @@ def measure_proxies(sizes: Sizes, res: Results, procs: Processes) -> None:
     progress(f"long stream: {res.long_seconds:.1f} s, {res.long_cpu_us:.1f} us of proxy CPU per event")
 
     for proxy in proxies:
-        if proxy.proc.poll() is not None:
-            raise BenchError(f"mitmdump ({proxy.name}) exited during the run:\n{proxy.log_tail()}")
-        text = proxy.log.read_text(errors="replace")
-        if "Traceback" in text or "rewrite failed" in text or "passing the rest" in text:
-            raise BenchError(f"mitmdump ({proxy.name}) logged an error during the run:\n{proxy.log_tail()}")
-        if text.strip():
-            progress(f"mitmdump ({proxy.name}) logged:\n{proxy.log_tail()}")
+        check_proxy(proxy)
+
+
+def check_proxy(proxy: Proxy) -> None:
+    """The proxy is still running and logged no error (anything else it logged goes to stderr)."""
+    if proxy.proc.poll() is not None:
+        raise BenchError(f"mitmdump ({proxy.name}) exited during the run:\n{proxy.log_tail()}")
+    text = proxy.log.read_text(errors="replace")
+    if "Traceback" in text or "rewrite failed" in text or "passing the rest" in text:
+        raise BenchError(f"mitmdump ({proxy.name}) logged an error during the run:\n{proxy.log_tail()}")
+    if text.strip():
+        progress(f"mitmdump ({proxy.name}) logged:\n{proxy.log_tail()}")
 
 
 # -- the core alone ----------------------------------------------------------

@@ -11,6 +11,12 @@ server cannot outlive it). Every request gets a stream shaped by its query:
   pace_us=P      0: every event as fast as the socket takes it (for CPU);
                  P > 0: content event i is written at start + i*P us, and its text
                  is `<time.monotonic_ns() at write, 19 digits> ` (for latency)
+  group=G&group_size=K&group_wait_s=S
+                 hold the response until K requests of group G are open at once
+                 (bench/load.py: proves that many concurrent streams); if they are
+                 not all there within S seconds (default 30) of the group's first
+                 request, every request of the group gets `503 group G: only J of K
+                 streams arrived within S s` instead
 
 Framing: HTTP/1.1 chunked, one event per chunk and one chunk per `send`
 (TCP_NODELAY), so mitmproxy sees each event as one data event. The bench
@@ -35,6 +41,7 @@ CREATED = 1754000000
 PIECES = ["Hello", ",", " wörld", " —", " 東京", " 🚀", "\n", ' "quoted"', " tab\t", " back\\slash", " the", " end."]
 MAX_EVENTS = 100_000_000
 MAX_REQUEST = 1 << 20
+MAX_GROUP = 10_000
 
 
 def _dump(obj: object) -> bytes:
@@ -109,6 +116,30 @@ HEADERS = (
 )
 
 
+class Groups:
+    """The barriers of `group=` requests, one per group name."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.groups: dict[str, tuple[threading.Barrier, list[int]]] = {}  # name -> (barrier, [arrivals])
+
+    def wait(self, name: str, size: int, timeout: float) -> str | None:
+        """Waits until `size` requests of the group wait together; None, or why not."""
+        with self.lock:
+            barrier, arrived = self.groups.setdefault(name, (threading.Barrier(size), [0]))
+            arrived[0] += 1
+        if barrier.parties != size:
+            return f"group {name}: group_size {size} differs from the first request's {barrier.parties}"
+        try:
+            barrier.wait(timeout)  # the first waiter to time out breaks it for all
+            return None
+        except threading.BrokenBarrierError:
+            return f"group {name}: only {arrived[0]} of {size} streams arrived within {timeout:g} s"
+
+
+GROUPS = Groups()
+
+
 class Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         sock: socket.socket = self.request
@@ -122,6 +153,12 @@ class Handler(socketserver.BaseRequestHandler):
             shape = query.get("shape", "nim")
             n = min(int(query.get("events", "10")), MAX_EVENTS)
             pace_ns = int(query.get("pace_us", "0")) * 1000
+            if "group" in query:
+                size = max(1, min(int(query.get("group_size", "1")), MAX_GROUP))
+                why = GROUPS.wait(query["group"], size, float(query.get("group_wait_s", "30")))
+                if why is not None:
+                    sock.sendall(b"HTTP/1.1 503 %s\r\ncontent-length: 0\r\nconnection: close\r\n\r\n" % why.encode())
+                    return
             self.stream(sock, shape, n, pace_ns)
         except OSError:
             pass  # the proxy went away (or timed out): nothing to clean up
@@ -180,6 +217,7 @@ class Handler(socketserver.BaseRequestHandler):
 class Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024  # listen backlog: hundreds of streams may connect at once
 
 
 def main() -> None:
