@@ -93,6 +93,7 @@ class StreamRewriter:
 
     def __init__(self, stream: ChatStream, decoder: Any = None, keep_bytes: int = 0) -> None:
         self.stream = stream
+        self.feed = stream.feed
         self.decoder = decoder
         self.started = time.monotonic()
         self.first_byte: float | None = None
@@ -108,7 +109,7 @@ class StreamRewriter:
             if data:
                 if self.decoder is not None:
                     data = self.decoder.decompress(data)
-                out = self.stream.feed(data)
+                out = self.feed(data)
             else:
                 data = self._flush_decoder()
                 out = self.stream.feed(data) + self.stream.close()

@@ -74,6 +74,13 @@ class _Template:
     out_suffix: bytes
     repairs: Counter[str]  # what the rules repair in one such chunk
     uses: int = 0
+    # The same prefix and suffix with OpenAI's own framing, to match a whole event.
+    head: bytes = b""
+    tail: bytes = b""
+
+    def __post_init__(self) -> None:
+        self.head = b"data: " + self.prefix
+        self.tail = self.suffix + b"\n\n"
 
 
 class ChatStream:
@@ -119,21 +126,19 @@ class ChatStream:
         if self._head is not None:
             return self._sniff(data)
         parts = self._split._parts
-        if (
-            # The common case, one whole `data: {...}` event per call: straight to the fast path.
-            self._templates
-            and not parts
-            and data[-2:] == b"\n\n"
-            and data.find(b"\n") == len(data) - 2
-            and data[:6] == b"data: "
-            and b"\r" not in data
-            and not self._lines._after_cr
-            and self._spliceable
-        ):
-            fast = self._spliced(data[6:-2])
-            if fast is not None:
-                self.events += 1
-                return fast
+        if self._spliceable and not parts and not self._lines._after_cr:
+            # The common case: one whole `data: {...}\n\n` event per call, matching a
+            # template. No newline can hide inside: the head and tail came from one
+            # single-line event, and a canonical string has no control characters.
+            for template in self._templates:
+                if data.startswith(template.head) and data.endswith(template.tail):
+                    start, end = len(template.head), len(data) - len(template.tail)
+                    if end - start > 2 and _CANONICAL_STRING.fullmatch(data, start, end):
+                        text = data[start:end]
+                        if data.isascii() or _utf8(text):
+                            template.uses += 1
+                            self.events += 1
+                            return template.out_prefix + text + template.out_suffix
         held = parts.copy() if parts else None
         try:
             blocks = self._split.feed(self._lines.feed(data))
