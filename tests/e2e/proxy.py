@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 __all__ = [
@@ -308,3 +308,23 @@ class MitmdumpLauncher:
                 )
         self.processes.clear()
         return problems
+
+
+def shared_rig(name: str):
+    """A module-scoped fixture: one scripted upstream and one mitmdump targeting it,
+    shared by a test module (tests reset the upstream between them)."""
+    import pytest
+
+    from .upstream import ScriptedUpstream
+
+    @pytest.fixture(scope="module")
+    def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ScriptedUpstream, MitmdumpProcess]]:
+        launcher = MitmdumpLauncher(tmp_path_factory.mktemp(name))
+        with ScriptedUpstream() as up:
+            try:
+                yield up, launcher.start(normalize_hosts=[up.host_port])
+            finally:
+                problems = launcher.close()
+        assert not problems, problems
+
+    return rig

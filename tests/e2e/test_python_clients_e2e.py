@@ -28,7 +28,7 @@ import pytest
 import upstreams as U
 from upstreams import Expected, ExpectedError, Fixture, ToolCall
 
-from .proxy import MitmdumpLauncher, MitmdumpProcess
+from .proxy import MitmdumpProcess, shared_rig
 from .upstream import ScriptedUpstream
 
 pytestmark = pytest.mark.e2e
@@ -185,6 +185,7 @@ def call_ids(message: Any) -> tuple[Any, ...]:
 
 
 def completion_result(completion: Any) -> Expected:
+    """What a ChatCompletion says, from create() or from the stream helper's final completion."""
     choice = completion.choices[0]
     message = choice.message
     calls = tuple(ToolCall(c.function.name, c.function.arguments) for c in message.tool_calls or [])
@@ -234,19 +235,6 @@ def snapshot_text(stream: Any) -> str:
     return snapshot.choices[0].message.content or "" if snapshot.choices else ""
 
 
-def final_result(final: Any) -> Expected:
-    choice = final.choices[0]
-    message = choice.message
-    calls = tuple(ToolCall(c.function.name, c.function.arguments) for c in message.tool_calls or [])
-    return Expected(
-        text=message.content or "",
-        reasoning=extra_text(message, "reasoning_content", "reasoning"),
-        tool_calls=calls,
-        finish_reason=choice.finish_reason,
-        usage=usage_dict(final.usage),
-    )
-
-
 def openai_stream_helper(target: Target, fx: Fixture) -> Got:
     """`with client.chat.completions.stream(...) as s: s.get_final_completion()`."""
     with openai.OpenAI(base_url=target.base_url, api_key="test", max_retries=0,
@@ -255,7 +243,7 @@ def openai_stream_helper(target: Target, fx: Fixture) -> Got:
             with client.chat.completions.stream(**create_kwargs(fx)) as s:
                 try:
                     final = s.get_final_completion()
-                    return Got(final_result(final), ids=call_ids(final.choices[0].message))
+                    return Got(completion_result(final), ids=call_ids(final.choices[0].message))
                 except openai.APIError as e:
                     return Got(Expected(text=snapshot_text(s), error=stream_error(e)), e)
                 except Exception as e:
@@ -272,7 +260,7 @@ def openai_stream_helper_async(target: Target, fx: Fixture) -> Got:
                 async with client.chat.completions.stream(**create_kwargs(fx)) as s:
                     try:
                         final = await s.get_final_completion()
-                        return Got(final_result(final), ids=call_ids(final.choices[0].message))
+                        return Got(completion_result(final), ids=call_ids(final.choices[0].message))
                     except openai.APIError as e:
                         return Got(Expected(text=snapshot_text(s), error=stream_error(e)), e)
                     except Exception as e:
@@ -408,15 +396,7 @@ def check_ids(got: Got, fx: Fixture) -> None:
 # =========================================================================== the rig
 
 
-@pytest.fixture(scope="module")
-def _rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ScriptedUpstream, MitmdumpProcess]]:
-    launcher = MitmdumpLauncher(tmp_path_factory.mktemp("python-clients"))
-    with ScriptedUpstream() as up:
-        try:
-            yield up, launcher.start(normalize_hosts=[up.host_port])
-        finally:
-            problems = launcher.close()
-    assert not problems, problems
+_rig = shared_rig("python-clients")
 
 
 @pytest.fixture

@@ -28,21 +28,13 @@ import pytest
 import upstreams as U
 from upstreams import Fixture
 
-from .proxy import MitmdumpLauncher, MitmdumpProcess
+from .proxy import MitmdumpProcess, shared_rig
 from .upstream import ScriptedUpstream
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def _rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ScriptedUpstream, MitmdumpProcess]]:
-    launcher = MitmdumpLauncher(tmp_path_factory.mktemp("upstreams"))
-    with ScriptedUpstream() as up:
-        try:
-            yield up, launcher.start(normalize_hosts=[up.host_port])
-        finally:
-            problems = launcher.close()
-    assert not problems, problems
+_rig = shared_rig("upstreams")
 
 
 @pytest.fixture
