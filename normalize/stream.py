@@ -127,18 +127,11 @@ class ChatStream:
             return self._sniff(data)
         parts = self._split._parts
         if self._spliceable and not parts and not self._lines._after_cr:
-            # The common case: one whole `data: {...}\n\n` event per call, matching a
-            # template. No newline can hide inside: the head and tail came from one
-            # single-line event, and a canonical string has no control characters.
-            for template in self._templates:
-                if data.startswith(template.head) and data.endswith(template.tail):
-                    start, end = len(template.head), len(data) - len(template.tail)
-                    if end - start > 2 and _CANONICAL_STRING.fullmatch(data, start, end):
-                        text = data[start:end]
-                        if data.isascii() or _utf8(text):
-                            template.uses += 1
-                            self.events += 1
-                            return template.out_prefix + text + template.out_suffix
+            # The common case: one whole `data: {...}\n\n` event per call.
+            fast = self._spliced(data)
+            if fast is not None:
+                self.events += 1
+                return fast
         held = parts.copy() if parts else None
         try:
             blocks = self._split.feed(self._lines.feed(data))
@@ -238,7 +231,7 @@ class ChatStream:
             elif payload:
                 self._repairs["data_without_space"] += 1
             if self._spliceable:
-                fast = self._spliced(payload)
+                fast = self._spliced(b"data: " + payload + b"\n\n")
                 if fast is not None:
                     return fast
             return self._data(payload, block, at_end)
@@ -355,14 +348,19 @@ class ChatStream:
 
     # -- fast path -----------------------------------------------------------
 
-    def _spliced(self, payload: bytes) -> bytes | None:
+    def _spliced(self, event: bytes) -> bytes | None:
+        """A whole `data: {...}\n\n` event that matches a template, spliced; else None.
+
+        No newline can hide inside a match: a template's head and tail come from
+        one single-line event, and a canonical string has no control characters."""
         for template in self._templates:
-            prefix, suffix = template.prefix, template.suffix
-            if payload.startswith(prefix) and payload.endswith(suffix):
-                text = payload[len(prefix) : len(payload) - len(suffix)]
-                if len(text) > 2 and _CANONICAL_STRING.fullmatch(text) and _utf8(text):
-                    template.uses += 1
-                    return template.out_prefix + text + template.out_suffix
+            if event.startswith(template.head) and event.endswith(template.tail):
+                start, end = len(template.head), len(event) - len(template.tail)
+                if end - start > 2 and _CANONICAL_STRING.fullmatch(event, start, end):
+                    text = event[start:end]
+                    if event.isascii() or _utf8(text):
+                        template.uses += 1
+                        return template.out_prefix + text + template.out_suffix
         return None
 
     def _chunk_and_learn(self, chunk: dict[str, Any], payload: bytes) -> bytes:
