@@ -66,6 +66,7 @@ CPU_SHAPES = (
     ("nim", "NIM-shaped stream"),
     ("nim_reasoning", "NIM-shaped stream, text in reasoning_content"),
     ("openai", "conforming stream"),
+    ("nim_unique", "NIM-shaped stream, no text twice (worst case)"),
 )
 # Choice keys OpenAI itself sends as null.
 CHOICE_NULLS = frozenset({"finish_reason", "logprobs"})
@@ -405,9 +406,9 @@ def stream(
     return checker.close()
 
 
-def check_text(got: Received, label: str, n: int) -> None:
+def check_text(got: Received, label: str, n: int, shape: str = "nim") -> None:
     """The client got exactly the upstream's text, and one [DONE]."""
-    want = shapes.expected_text(n)
+    want = shapes.expected_text(n, shape)
     if got.digest != hashlib.sha256(want.encode()).hexdigest():
         head = "".join(got.head)
         at = next((i for i, (a, b) in enumerate(zip(head, want)) if a != b), min(len(head), len(want)))
@@ -444,7 +445,7 @@ def cpu_run(proxy: Proxy, up: int, shape: str, n: int) -> float:
     before = cpu_seconds(proxy.pid)
     got = stream(proxy, up, shape=shape, events=n, timeout=max(60, n / 2000))
     after = cpu_seconds(proxy.pid)
-    check_text(got, f"{proxy.name}, {shape} stream of {n:,} events", n)
+    check_text(got, f"{proxy.name}, {shape} stream of {n:,} events", n, shape)
     return (after - before) / (n + FRAME_EVENTS) * 1e6
 
 
@@ -566,6 +567,7 @@ def measure_core(sizes: Sizes, res: Results) -> None:
         ("conforming, fast path on", "openai", True),
         ("conforming, fast path off", "openai", False),
         ("NIM-shaped, text in reasoning_content, fast path on", "nim_reasoning", True),
+        ("NIM-shaped, no text twice, fast path on", "nim_unique", True),
     ):
         events = core_events(shape, n)
         times = []
@@ -575,7 +577,7 @@ def measure_core(sizes: Sizes, res: Results) -> None:
         body = b"".join(out)
         checker = EventChecker(f"core, {label}", openai_shape=True, timestamps=False)
         checker.feed(body, 0)
-        check_text(checker.close(), f"core, {label}", n)
+        check_text(checker.close(), f"core, {label}", n, shape)
         if outputs.setdefault(shape, body) != body:
             raise BenchError(f"core, {shape}: the fast path and the full rules wrote different bytes")
         seconds = statistics.median(times)

@@ -6,6 +6,7 @@ server cannot outlive it). Every request gets a stream shaped by its query:
 
   shape=nim      NVIDIA NIM chunks: key order and nulls as NIM sends them
   shape=nim_reasoning  the same, the text in reasoning_content (content null), as thinking models send it
+  shape=nim_unique     NIM-shaped, every text numbered so none comes twice (the worst case)
   shape=openai   already OpenAI-shaped ("conforming"): no nulls in the delta, no usage
   events=N       N content events, between a role event and a finishing event, then [DONE]
   pace_us=P      0: every event as fast as the socket takes it (for CPU);
@@ -25,6 +26,7 @@ imports this module for the shapes, so both ends agree on the expected text.
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import socket
@@ -39,6 +41,9 @@ MODEL = "qwen/qwen3-next-80b-a3b-instruct"
 CREATED = 1754000000
 # Token-sized pieces, cycled: multi-byte UTF-8 and JSON escapes included.
 PIECES = ["Hello", ",", " wörld", " —", " 東京", " 🚀", "\n", ' "quoted"', " tab\t", " back\\slash", " the", " end."]
+# shape=nim_unique: the same pieces, each numbered, so no text comes twice in a stream
+# (real token text repeats a lot; this is the worst case for anything that remembers it).
+UNIQUE_PIECES = [f"{PIECES[i % len(PIECES)]}{i}" for i in range(60_000)]
 MAX_EVENTS = 100_000_000
 MAX_REQUEST = 1 << 20
 MAX_GROUP = 10_000
@@ -50,7 +55,7 @@ def _dump(obj: object) -> bytes:
 
 def chunk(shape: str, content: str | None, *, role: str | None = None, finish_reason: str | None = None) -> bytes:
     """One event, `data: <json>\\n\\n`, in the given shape."""
-    if shape in ("nim", "nim_reasoning"):
+    if shape in ("nim", "nim_reasoning", "nim_unique"):
         if shape == "nim_reasoning":
             content, reasoning = None, content
         else:
@@ -89,17 +94,23 @@ def chunk(shape: str, content: str | None, *, role: str | None = None, finish_re
     return b"data: " + _dump(obj) + b"\n\n"
 
 
+def pieces(shape: str) -> list[str]:
+    return UNIQUE_PIECES if shape == "nim_unique" else PIECES
+
+
+@functools.lru_cache(maxsize=None)
 def events(shape: str) -> tuple[bytes, list[bytes], bytes, bytes]:
     """(the role event, the content events to cycle through, the finishing event, [DONE])."""
     first = chunk(shape, None, role="assistant")
-    content = [chunk(shape, piece) for piece in PIECES]
+    content = [chunk(shape, piece) for piece in pieces(shape)]
     return first, content, chunk(shape, None, finish_reason="stop"), b"data: [DONE]\n\n"
 
 
-def expected_text(n: int) -> str:
+def expected_text(n: int, shape: str = "nim") -> str:
     """The text of a stream with n content events (pace_us=0)."""
-    cycles, rest = divmod(n, len(PIECES))
-    return "".join(PIECES) * cycles + "".join(PIECES[:rest])
+    cycle = pieces(shape)
+    times, rest = divmod(n, len(cycle))
+    return "".join(cycle) * times + "".join(cycle[:rest])
 
 
 def frame(event: bytes) -> bytes:

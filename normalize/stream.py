@@ -61,6 +61,11 @@ _TEXT_VALUE = re.compile(rb'"(content|reasoning_content|reasoning)"[ \t]*:[ \t]*
 _PROBE = "\ue000normalize-probe\ue001"
 _PROBE_JSON = dump(_PROBE)
 _MAX_TEMPLATES = 4
+# Short texts already found safe to splice, shared by all streams: tokens repeat
+# a lot, and a set lookup costs a fraction of the check. Bounded: about 1 MiB.
+_SAFE_TEXTS: set[bytes] = set()
+_MAX_SAFE_TEXTS = 16384
+_MAX_SAFE_TEXT_BYTES = 64
 # Templates that are retired unused before learning stops: a stream whose
 # chunks all differ (a new id or usage on each) gains nothing from learning.
 _LEARNING_BUDGET = 8
@@ -356,12 +361,12 @@ class ChatStream:
         for template in self._templates:
             if event.startswith(template.head) and event.endswith(template.tail):
                 start, end = len(template.head), len(event) - len(template.tail)
-                if end - start > 2 and _CANONICAL_STRING.fullmatch(event, start, end):
-                    text = event[start:end]
-                    if event.isascii() or _utf8(text):
-                        template.uses += 1
-                        return template.out_prefix + text + template.out_suffix
+                text = event[start:end]
+                if text in _SAFE_TEXTS or _safe_to_splice(text):
+                    template.uses += 1
+                    return template.out_prefix + text + template.out_suffix
         return None
+
 
     def _chunk_and_learn(self, chunk: dict[str, Any], payload: bytes) -> bytes:
         key = _plain_text_key(chunk) if self._rules.state.choices.get(0, _UNSTARTED).started else None
@@ -374,7 +379,7 @@ class ChatStream:
         """Keeps a template if this chunk's rewrite does not depend on its text."""
         for match in _TEXT_VALUE.finditer(payload):
             text = match.group(2)
-            if match.group(1) != key.encode() or len(text) <= 2 or not _CANONICAL_STRING.fullmatch(text) or not _utf8(text):
+            if match.group(1) != key.encode() or not _safe_to_splice(text):
                 continue
             prefix, suffix = payload[: match.start(2)], payload[match.end(2) :]
             try:
@@ -420,6 +425,17 @@ class _Unstarted:
 
 
 _UNSTARTED = _Unstarted()
+
+
+def _safe_to_splice(text: bytes) -> bool:
+    """`text` is one canonical JSON string literal in valid UTF-8 (remembered when short)."""
+    if len(text) <= 2 or not _CANONICAL_STRING.fullmatch(text) or not _utf8(text):
+        return False
+    if len(text) <= _MAX_SAFE_TEXT_BYTES:
+        if len(_SAFE_TEXTS) >= _MAX_SAFE_TEXTS:
+            _SAFE_TEXTS.clear()
+        _SAFE_TEXTS.add(text)
+    return True
 
 
 def _plain_text_key(chunk: dict[str, Any]) -> str | None:
