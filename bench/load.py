@@ -284,7 +284,6 @@ def mib(kib: float) -> str:
 
 
 def summary(out: Outcome, header: str = "", addon: Path = ADDON) -> str:
-    sizes = out.sizes
     lines = [f"### Load: `{addon.name}` {'passed' if out.passed else 'FAILED'}", ""]
     if header:
         lines += [header, ""]
