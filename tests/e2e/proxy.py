@@ -310,15 +310,18 @@ class MitmdumpLauncher:
         return problems
 
 
-def shared_rig(name: str):
-    """A module-scoped fixture: one scripted upstream and one mitmdump targeting it,
-    shared by a test module (tests reset the upstream between them)."""
+def shared_rig(name: str, *, fixture: str = "rig", tolerated: tuple[str, ...] = ()):
+    """Fixtures for one scripted upstream and one mitmdump targeting it, shared by a
+    test module: `_rig, rig = shared_rig("name")` (with `fixture="x"`, `_x, x = ...`).
+    `_rig` starts them once per module; `rig` hands them to each test with the
+    upstream reset, checks mitmdump still runs, and fails the test on an upstream
+    handler crash, except those whose text ends with one of `tolerated`."""
     import pytest
 
     from .upstream import ScriptedUpstream
 
-    @pytest.fixture(scope="module")
-    def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ScriptedUpstream, MitmdumpProcess]]:
+    @pytest.fixture(scope="module", name="_" + fixture)
+    def _rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ScriptedUpstream, MitmdumpProcess]]:
         launcher = MitmdumpLauncher(tmp_path_factory.mktemp(name))
         with ScriptedUpstream() as up:
             try:
@@ -327,4 +330,13 @@ def shared_rig(name: str):
                 problems = launcher.close()
         assert not problems, problems
 
-    return rig
+    @pytest.fixture(name=fixture)
+    def rig(request: pytest.FixtureRequest) -> Iterator[tuple[ScriptedUpstream, MitmdumpProcess]]:
+        up, mitm = request.getfixturevalue("_" + fixture)
+        up.reset()
+        assert mitm.running, f"shared mitmdump died; output:\n{mitm.log}"
+        yield up, mitm
+        crashes = [e for e in up.errors if e.startswith("handler error") and not e.rstrip().endswith(tolerated)]
+        assert not crashes, crashes
+
+    return _rig, rig

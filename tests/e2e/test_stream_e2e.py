@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import Iterator
 
 import httpx
 import openai
 import pytest
 
 from .nim_stream import CHAT_PATH, FRAMINGS, ID, MODEL, TEXT, nim_body, nim_chunks
-from .proxy import MitmdumpLauncher, MitmdumpProcess
+from .proxy import MitmdumpLauncher, shared_rig
 from .upstream import Gate, ScriptedUpstream
 
 pytestmark = pytest.mark.e2e
@@ -152,28 +151,8 @@ def show(body: bytes) -> str:
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def _regular(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ScriptedUpstream, MitmdumpProcess]]:
-    """One upstream and one regular-mode mitmdump targeting it, shared by a module's tests."""
-    tmp = tmp_path_factory.mktemp("regular")
-    launcher = MitmdumpLauncher(tmp)
-    with ScriptedUpstream() as up:
-        try:
-            mitm = launcher.start(normalize_hosts=[up.host_port])
-            yield up, mitm
-        finally:
-            problems = launcher.close()
-    assert not problems, problems
-
-
-@pytest.fixture
-def regular(_regular: tuple[ScriptedUpstream, MitmdumpProcess]) -> Iterator[tuple[ScriptedUpstream, MitmdumpProcess]]:
-    up, mitm = _regular
-    up.reset()
-    assert mitm.running, f"shared mitmdump died; output:\n{mitm.log}"
-    yield up, mitm
-    crashes = [e for e in up.errors if e.startswith("handler error")]
-    assert not crashes, crashes
+# One upstream and one regular-mode mitmdump targeting it, shared by this module's tests.
+_regular, regular = shared_rig("regular", fixture="regular")
 
 
 # --------------------------------------------------------------------------- (a) regular proxy, plain HTTP

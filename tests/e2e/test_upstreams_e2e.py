@@ -19,7 +19,6 @@ test asserts it is gone; see the `*_known_bug` tests at the end.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 
 import httpx
@@ -34,17 +33,7 @@ from .upstream import ScriptedUpstream
 pytestmark = pytest.mark.e2e
 
 
-_rig = shared_rig("upstreams")
-
-
-@pytest.fixture
-def rig(_rig: tuple[ScriptedUpstream, MitmdumpProcess]) -> Iterator[tuple[ScriptedUpstream, MitmdumpProcess]]:
-    up, mitm = _rig
-    up.reset()
-    assert mitm.running, f"shared mitmdump died; output:\n{mitm.log}"
-    yield up, mitm
-    crashes = [e for e in up.errors if e.startswith("handler error")]
-    assert not crashes, crashes
+_rig, rig = shared_rig("upstreams")
 
 
 def fetch(rig: tuple[ScriptedUpstream, MitmdumpProcess], fx: Fixture) -> tuple[httpx.Response, bytes]:
