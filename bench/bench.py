@@ -723,10 +723,15 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args, sizes = parse_args(argv)
+def interrupt_on_signals() -> None:
+    """SIGTERM and SIGHUP end a run like Ctrl-C, so child processes are cleaned up."""
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, sizes = parse_args(argv)
+    interrupt_on_signals()
     started = time.monotonic()
     header = machine()
     progress(header)

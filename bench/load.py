@@ -28,7 +28,6 @@ Linux only (/proc).
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 import time
@@ -360,14 +359,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, S
     return args, sizes
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args, sizes = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    harness.interrupt_on_signals()
     header = harness.machine()
     harness.progress(header)
     try:
