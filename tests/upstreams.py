@@ -328,6 +328,15 @@ def nim_repeated_tool_name():
 
 
 NIM_422_DETAIL = "body -> frequency_penalty\n  Extra inputs are not permitted (type=extra_forbidden)"
+# NIM's problem+json body for a parameter it rejects (BerriAI/litellm #4558).
+NIM_422_PROBLEM = {
+    "type": "urn:inference-service:problem-details:unprocessable-entity",
+    "title": "Unprocessable Entity",
+    "status": 422,
+    "detail": NIM_422_DETAIL,
+    "instance": "/v2/nvcf/pexec/functions/1136f83f-32b8-4e2a-8a83-0d1a4d0a3e6c",
+    "requestId": "2230b3a0-5f55-4bb5-9a8c-1f3a0bd1d2a1",
+}
 
 
 @fixture("NVIDIA NIM")
@@ -336,16 +345,8 @@ def nim_problem_json_422():
     even on a 422. Source: BerriAI/litellm #4558 (the body as LiteLLM quoted it);
     langchain-nvidia `_common.py` strips the prefix with `[5:]`. openai-node shows
     `422 data:{…}`; the AI SDK only the statusText."""
-    problem = {
-        "type": "urn:inference-service:problem-details:unprocessable-entity",
-        "title": "Unprocessable Entity",
-        "status": 422,
-        "detail": NIM_422_DETAIL,
-        "instance": "/v2/nvcf/pexec/functions/1136f83f-32b8-4e2a-8a83-0d1a4d0a3e6c",
-        "requestId": "2230b3a0-5f55-4bb5-9a8c-1f3a0bd1d2a1",
-    }
     return (
-        UpstreamReply(422, "application/problem+json", (b"data:" + compact(problem) + b"\n\n",)),
+        UpstreamReply(422, "application/problem+json", (b"data:" + compact(NIM_422_PROBLEM) + b"\n\n",)),
         ClientRequest("meta/llama-3.1-8b-instruct", extra=(("frequency_penalty", 0.5),)),
         Expected(error=ExpectedError(422, NIM_422_DETAIL)),
     )

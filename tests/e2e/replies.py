@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from tests.upstreams import NIM_422_DETAIL, NIM_422_PROBLEM
+
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
 CREATED = 1754000000
@@ -46,17 +48,7 @@ class ErrorShape:
     sdk_error: str  # the openai.APIStatusError subclass the SDK must raise
 
 
-NIM_422_DETAIL = "body -> frequency_penalty\n  Extra inputs are not permitted (type=extra_forbidden)"
-_NIM_422 = compact(
-    {
-        "type": "urn:inference-service:problem-details:unprocessable-entity",
-        "title": "Unprocessable Entity",
-        "status": 422,
-        "detail": NIM_422_DETAIL,
-        "instance": "/v2/nvcf/pexec/functions/1136f83f-32b8-4e2a-8a83-0d1a4d0a3e6c",
-        "requestId": "2230b3a0-5f55-4bb5-9a8c-1f3a0bd1d2a1",
-    }
-)
+_NIM_422 = compact(NIM_422_PROBLEM)
 _NIM_500 = compact(
     {
         "type": "about:blank",

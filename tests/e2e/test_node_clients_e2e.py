@@ -46,6 +46,7 @@ from typing import Any
 import pytest
 
 from tests import recorded
+from tests.upstreams import NIM_422_DETAIL, NIM_422_PROBLEM
 
 from .proxy import REPO, MitmdumpLauncher, MitmdumpProcess, client_env
 from .upstream import ScriptedUpstream
@@ -132,18 +133,7 @@ TGI_ERROR_STREAM = (
 )
 
 # NIM problem+json 422 (BerriAI/litellm #4558), bare and with the leading `data:`.
-NIM_422_DETAIL = "body -> frequency_penalty\n  Extra inputs are not permitted (type=extra_forbidden)"
-NIM_422_BODY = json.dumps(
-    {
-        "type": "urn:inference-service:problem-details:unprocessable-entity",
-        "title": "Unprocessable Entity",
-        "status": 422,
-        "detail": NIM_422_DETAIL,
-        "instance": "/v2/nvcf/pexec/functions/1136f83f-32b8-4e2a-8a83-0d1a4d0a3e6c",
-        "requestId": "2230b3a0-5f55-4bb5-9a8c-1f3a0bd1d2a1",
-    },
-    separators=(",", ":"),
-).encode()
+NIM_422_BODY = json.dumps(NIM_422_PROBLEM, separators=(",", ":")).encode()
 NIM_422_REASON = "Unprocessable Entity"
 NIM_422_SHAPES = {
     # name: (content type, body)
