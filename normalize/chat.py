@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,16 @@ class StreamState:
     choices: dict[int, ChoiceState] = field(default_factory=dict)
     usage: Any = None  # the latest usage seen, sent at the end when the client asked
     usage_chunk: dict[str, Any] | None = None  # the upstream's own usage chunk, if it sent one
+
+
+def choice_index_missing(choice: dict[str, Any], position: int, note: Callable[[str], None]) -> int:
+    """A choice without an integer index (some servers omit it) is the one at its
+    position in the list; streams and whole replies alike."""
+    index = choice.get("index")
+    if isinstance(index, int) and not isinstance(index, bool):
+        return index
+    note("choice_index_missing")
+    return position
 
 
 def nameless_new_call(chunk: dict[str, Any]) -> tuple[int, int] | None:
@@ -325,10 +336,7 @@ class ChunkRules:
     def choice(self, choice: Any, position: int) -> dict[str, Any] | None:
         if not isinstance(choice, dict):
             return choice  # not ours to judge: pass it on as it came
-        index = choice.get("index")
-        if not isinstance(index, int) or isinstance(index, bool):
-            self.note("choice_index_missing")
-            index = position
+        index = choice_index_missing(choice, position, self.note)
         state = self.state.choices.get(index)
         if state is None:
             state = self.state.choices[index] = ChoiceState()

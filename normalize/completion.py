@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from .chat import NULLS_OPENAI_SENDS, STOP_SYNONYMS
+from .chat import NULLS_OPENAI_SENDS, STOP_SYNONYMS, choice_index_missing
 from .config import new_call_id, new_completion_id, unix_now
 
 COMPLETION = "chat.completion"
@@ -148,10 +148,7 @@ class CompletionRules:
     def choice(self, choice: Any, position: int) -> Any:
         if not isinstance(choice, dict):
             return choice  # not ours to judge: pass it on as it came
-        index = choice.get("index")
-        if not isinstance(index, int) or isinstance(index, bool):
-            self.note("choice_index_missing")
-            index = position
+        index = choice_index_missing(choice, position, self.note)
         message = self.message(choice)
         has_calls = has_tool_calls(message.get("tool_calls"))
         out: dict[str, Any] = {"index": index, "message": message}
