@@ -55,17 +55,7 @@ async function helper(client, cfg) {
   });
   try {
     const completion = await runner.finalChatCompletion();
-    const choice = completion.choices[0];
-    return {
-      ok: true,
-      role: choice.message.role,
-      content: choice.message.content,
-      tool_calls: toolCalls(choice.message),
-      finish_reason: choice.finish_reason,
-      usage: completion.usage ?? null,
-      id: completion.id,
-      model: completion.model,
-    };
+    return { ...completionResult(completion), id: completion.id, model: completion.model };
   } catch (err) {
     return { ok: false, error: describeError(err), content: streamed };
   }
@@ -116,18 +106,23 @@ async function createStream(client, cfg) {
   }
 }
 
+// What a ChatCompletion says: from create(), or the stream helper's final completion.
+function completionResult(completion) {
+  const choice = completion.choices[0];
+  return {
+    ok: true,
+    role: choice.message.role,
+    content: choice.message.content,
+    tool_calls: toolCalls(choice.message),
+    finish_reason: choice.finish_reason,
+    usage: completion.usage ?? null,
+  };
+}
+
 async function createOnce(client, cfg) {
   try {
     const completion = await client.chat.completions.create(params(cfg, false));
-    const choice = completion.choices[0];
-    return {
-      ok: true,
-      role: choice.message.role,
-      content: choice.message.content,
-      tool_calls: toolCalls(choice.message),
-      finish_reason: choice.finish_reason,
-      usage: completion.usage ?? null,
-    };
+    return completionResult(completion);
   } catch (err) {
     return { ok: false, error: describeError(err) };
   }
