@@ -3,7 +3,8 @@
 # `make load`  - 200 concurrent streams through one mitmdump, then a 1,000,000-event soak with a
 #               flat-memory check; exits non-zero on any failure (LOAD_ARGS=--quick for a smoke run).
 # `make fuzz`  - atheris on the stream core for FUZZ_SECONDS (default 60).
-# `make test` - the whole suite, unit and end to end. It first makes sure of Chromium
+# `make test` - lint (ruff), format check and type check (mypy) of the package, then the
+#               whole suite, unit and end to end. It first makes sure of Chromium
 #               (/usr/bin/chromium) for the mitmweb browser test: installed with apt-get
 #               when run as root (CI); elsewhere a note, and that one test skips.
 #               It also installs the Node clients in tests/node (npm ci) when npm is there;
@@ -25,8 +26,8 @@ $(VENV)/.run-deps: requirements.txt | $(BIN)/python
 	$(BIN)/python -m pip install -q -r requirements.txt
 	touch $@
 
-$(VENV)/.test-deps: requirements.txt requirements-test.txt | $(BIN)/python
-	$(BIN)/python -m pip install -q -r requirements-test.txt
+$(VENV)/.test-deps: requirements.txt requirements-test.txt pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -r requirements-test.txt -e .
 	touch $@
 
 run: $(VENV)/.run-deps
@@ -39,25 +40,30 @@ $(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/packag
 		echo "Note: npm is missing: the Node client tests (tests/e2e/test_node_clients_e2e.py) will skip."; \
 	fi
 
+CHECKED := normalize addon.py
+
 test: $(VENV)/.test-deps chromium $(NODE_DIR)/node_modules/.installed
+	$(BIN)/ruff check $(CHECKED)
+	$(BIN)/ruff format --check $(CHECKED)
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The benchmark: proxy CPU per event, added latency, TTFB and memory, addon vs passthrough.
 bench: $(VENV)/.test-deps
-	$(BIN)/python bench/bench.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.bench $(BENCH_ARGS)
 
 # Load: concurrent streams checked exactly, and VmRSS over one very long stream (bench/load.py).
 load: $(VENV)/.test-deps
-	$(BIN)/python bench/load.py $(LOAD_ARGS)
+	$(BIN)/python -m bench.load $(LOAD_ARGS)
 
-$(VENV)/.fuzz-deps: requirements.txt requirements-fuzz.txt | $(BIN)/python
-	$(BIN)/python -m pip install -q -r requirements-fuzz.txt
+$(VENV)/.fuzz-deps: requirements.txt requirements-fuzz.txt pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -r requirements-fuzz.txt -e .
 	touch $@
 
 # Coverage-guided fuzzing of the stream core for FUZZ_SECONDS (default 60).
 FUZZ_SECONDS ?= 60
 fuzz: $(VENV)/.fuzz-deps
-	$(BIN)/python fuzz/fuzz_stream.py -max_total_time=$(FUZZ_SECONDS)
+	$(BIN)/python -m fuzz.fuzz_stream -max_total_time=$(FUZZ_SECONDS)
 
 chromium:
 	@if [ -x /usr/bin/chromium ]; then :; \

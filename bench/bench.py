@@ -13,7 +13,7 @@ a Markdown table on stdout (progress goes to stderr):
   time to first byte    request written -> first body chunk (the first event),
                         on a new connection each time
   resident memory       VmRSS of the addon proxy around one long stream
-  core alone            normalize.ChatStream.feed in this process, one event per call
+  core alone            ChatStream.feed (normalize.endpoints.chat) in this process, one event per call
 
 Every stream is checked as it is read: the text must be exactly the
 upstream's, there must be one [DONE] at the end, and the addon's output must
@@ -48,13 +48,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from bench import upstream as shapes
+from tests.harness.proxy import MitmdumpLauncher, MitmdumpProcess
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(REPO))  # normalize, for the in-process numbers
-
-import upstream as shapes  # noqa: E402  (bench/ is sys.path[0] when run as a script)
-
-MITMDUMP = Path(sys.executable).parent / "mitmdump"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PROXY_ENV_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 MODEL = shapes.MODEL
@@ -133,20 +131,26 @@ def status_kib(pid: int, key: str) -> int:
 
 @dataclass
 class Proxy:
+    """A mitmdump the bench started (through the test harness's launcher), by name."""
+
     name: str
-    proc: subprocess.Popen
-    port: int
-    log: Path
+    process: MitmdumpProcess
+
+    @property
+    def proc(self) -> subprocess.Popen:
+        return self.process.proc
+
+    @property
+    def port(self) -> int:
+        assert self.process.port is not None
+        return self.process.port
 
     @property
     def pid(self) -> int:
-        return self.proc.pid
+        return self.process.proc.pid
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return "\n".join(self.process.log_lines[-lines:]) or "(no log)"
 
 
 class Processes:
@@ -156,6 +160,7 @@ class Processes:
         self.procs: list[subprocess.Popen] = []
         self._tmp = tempfile.TemporaryDirectory(prefix="normalize-bench-")
         self.tmp = Path(self._tmp.name)
+        self.launcher = MitmdumpLauncher(self.tmp)
 
     def spawn(self, argv: Sequence[str], **kwargs) -> subprocess.Popen:
         proc = subprocess.Popen(
@@ -165,6 +170,7 @@ class Processes:
         return proc
 
     def close(self) -> None:
+        self.launcher.close()
         for proc in self.procs:
             if proc.poll() is None:
                 proc.terminate()
@@ -201,34 +207,10 @@ class Processes:
         return int(line.split()[1])
 
     def mitmdump(self, name: str, script: Path, options: Sequence[str] = (), timeout: float = 60) -> Proxy:
-        port = free_port()
-        log_path = self.tmp / f"{name}.log"
-        log = open(log_path, "wb")
-        argv = [
-            MITMDUMP,
-            "--listen-host", "127.0.0.1",
-            "--listen-port", str(port),
-            "--set", f"confdir={self.tmp / (name + '-conf')}",
-            "--set", "termlog_verbosity=warn",  # keeps the addon's warnings, drops per-flow lines
-            "--set", "flow_detail=0",
-            "-s", script,
-        ]  # fmt: skip
-        for option in options:
-            argv += ["--set", option]
-        proc = self.spawn(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        proxy = Proxy(name, proc, port, log_path)
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise BenchError(f"mitmdump ({name}) exited with {proc.returncode}:\n{proxy.log_tail()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return proxy
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise BenchError(f"mitmdump ({name}) not listening after {timeout:.0f} s:\n{proxy.log_tail()}")
-                time.sleep(0.05)  # a poll interval, not a synchronisation
+        """mitmdump with `script` on a free loopback port, ready when it returns."""
+        settings = [("flow_detail", "0"), *(tuple(option.split("=", 1)) for option in options)]
+        process = self.launcher.start(addon=script, options=settings, startup_timeout=timeout)
+        return Proxy(name, process)
 
 
 # -- the client --------------------------------------------------------------
@@ -528,11 +510,9 @@ def check_proxy(proxy: Proxy) -> None:
     """The proxy is still running and logged no error (anything else it logged goes to stderr)."""
     if proxy.proc.poll() is not None:
         raise BenchError(f"mitmdump ({proxy.name}) exited during the run:\n{proxy.log_tail()}")
-    text = proxy.log.read_text(errors="replace")
+    text = proxy.process.log
     if "Traceback" in text or "rewrite failed" in text or "passing the rest" in text:
         raise BenchError(f"mitmdump ({proxy.name}) logged an error during the run:\n{proxy.log_tail()}")
-    if text.strip():
-        progress(f"mitmdump ({proxy.name}) logged:\n{proxy.log_tail()}")
 
 
 # -- the core alone ----------------------------------------------------------
@@ -547,7 +527,8 @@ def core_events(shape: str, n: int) -> list[bytes]:
 
 def core_run(events: list[bytes], fast: bool) -> tuple[float, list[bytes]]:
     """CPU seconds (this process) to feed every event, one per call, and the output."""
-    from normalize import ChatStream, Options
+    from normalize.endpoints.chat.options import Options
+    from normalize.endpoints.chat.stream import ChatStream
 
     chat = ChatStream(Options(model=MODEL, fast_path=fast))
     feed = chat.feed

@@ -36,12 +36,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-
-import bench as harness  # noqa: E402  (bench/bench.py)
-from bench import REPO, BenchError, Processes, Proxy, Received  # noqa: E402
+from bench import bench as harness
+from bench.bench import REPO, BenchError, Processes, Proxy, Received
 
 ADDON = REPO / "addon.py"
 # How long the upstream holds the group's responses for the last stream to arrive.

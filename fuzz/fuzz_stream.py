@@ -14,10 +14,10 @@ from pathlib import Path
 import atheris
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 with atheris.instrument_imports():
-    from normalize import ChatStream, Options
+    from normalize.endpoints.chat.options import Options
+    from normalize.endpoints.chat.stream import ChatStream
 
 OPTIONS = Options(make_id=lambda: "chatcmpl-fuzz", make_call_id=lambda: "call_fuzz", now=lambda: 1, max_event_bytes=1 << 16)
 
@@ -56,7 +56,7 @@ def main() -> None:
     logging.getLogger("normalize").propagate = False
     corpus = ROOT / "fuzz" / "corpus"
     corpus.mkdir(exist_ok=True)
-    from recorded import ALL_STREAMS  # seeds
+    from tests.recorded import ALL_STREAMS  # seeds
 
     for name, body in ALL_STREAMS.items():
         (corpus / name).write_bytes(b"\x00" + body)

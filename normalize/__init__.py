@@ -1,6 +1,5 @@
-"""The pure core of the normalizer: bytes and JSON in, OpenAI's shapes out. Never imports mitmproxy."""
+"""openai-normalize: OpenAI-compatible upstreams answered in the shape their clients expect.
 
-from .config import Options
-from .stream import ChatStream
-
-__all__ = ["ChatStream", "Options"]
+`normalize.mitm` is the mitmproxy addon (the only code that imports mitmproxy);
+everything else is sans-I/O: bytes and JSON in, bytes and JSON out.
+"""

@@ -7,7 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from normalize.completion import parse_json_body, rewrite_completion
+from normalize.endpoints.chat.completion import rewrite_completion
+from normalize.endpoints.chat.options import Options
+from normalize.wire.body import parse_json_body
 
 OPENAI = {
     "id": "chatcmpl-8fbMpBNgyxD4RF9e2CcdsPWtgJ3qq",
@@ -40,7 +42,7 @@ def rewrite(obj, **kwargs):
         make_call_id=lambda: f"call_synth{next(ids)}",
         now=lambda: 1700000000,
     )
-    return rewrite_completion(obj, **{**base, **kwargs})
+    return rewrite_completion(obj, Options(**{**base, **kwargs}))
 
 
 def completion(message, finish_reason="stop", **top):

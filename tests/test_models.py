@@ -5,7 +5,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from normalize.models import models_list, rewrite_model, rewrite_models
+from normalize.endpoints.models import models_list, rewrite_model, rewrite_models
 
 NOW = 1700000000
 EXO_MODELS = [

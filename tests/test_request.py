@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from normalize.request import parse_model_map, rewrite_request
+from normalize.endpoints.chat.request import rewrite_request
+from normalize.mitm.options import parse_model_map
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
 

@@ -1,4 +1,4 @@
-from normalize.sse import Event, EventSplitter, LineEnds, encode_comment, encode_data, parse_block
+from normalize.wire.sse import Event, EventSplitter, LineEnds, encode_comment, encode_data, parse_block
 
 
 def feed_all(pieces):
@@ -60,8 +60,6 @@ def test_parse_block_fields():
     assert event == Event(
         data=b'{"a":\n1}',
         name=b"error",
-        id=b"7",
-        retry=b"100",
         comments=(b": hi",),
         unknown=(b"foo: bar",),
         spaceless=True,

@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from normalize import ChatStream, Options
-from recorded import (
+from normalize.endpoints.chat.options import Options
+from normalize.endpoints.chat.stream import ChatStream
+from tests.recorded import (
     ALL_STREAMS,
     EXO_STREAM,
     NIM_STREAM,
@@ -256,16 +257,16 @@ def test_fast_path_is_used_for_nim():
     stream = ChatStream(OPTIONS)
     for event in NIM_STREAM_EVENTS:
         stream.feed(event)
-    assert sum(t.uses for t in stream._templates) == len(NIM_STREAM_EVENTS) - 4
+    assert stream.fast_path_uses == len(NIM_STREAM_EVENTS) - 4
 
 
 def test_fast_path_is_used_for_reasoning_text():
-    from recorded import DEEPSEEK_REASONING_STREAM, REASONING_PIECES
+    from tests.recorded import DEEPSEEK_REASONING_STREAM, REASONING_PIECES
 
     stream = ChatStream(OPTIONS)
     for event in DEEPSEEK_REASONING_STREAM.split(b"\n\n")[:-1]:
         stream.feed(event + b"\n\n")
-    assert sum(t.uses for t in stream._templates) == len(REASONING_PIECES) - 1
+    assert stream.fast_path_uses == len(REASONING_PIECES) - 1
 
 
 @given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=20))

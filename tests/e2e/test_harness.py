@@ -15,9 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.harness.proxy import MitmdumpError, MitmdumpLauncher
+from tests.harness.upstream import Gate, ScriptedUpstream
+
 from .nim_stream import CHAT_PATH, FRAMINGS, TEXT, nim_body, nim_chunks, nim_events
-from .proxy import MitmdumpError, MitmdumpLauncher
-from .upstream import Gate, ScriptedUpstream
 
 pytestmark = pytest.mark.e2e
 

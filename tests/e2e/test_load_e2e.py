@@ -8,32 +8,13 @@ upstream and mitmdump processes (bench/upstream.py, bench/bench.py's launcher).
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
+from bench import load
+
 pytestmark = pytest.mark.e2e
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _import_load():
-    spec = importlib.util.spec_from_file_location("bench_load", REPO / "bench" / "load.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    saved = list(sys.path)
-    try:
-        spec.loader.exec_module(module)  # puts bench/ on sys.path to import bench.py and upstream.py
-    finally:
-        sys.path[:] = saved  # ... which must not shadow anything for the tests after this one
-    return module
-
-
-load = _import_load()
 
 
 def test_concurrent_streams_exact():

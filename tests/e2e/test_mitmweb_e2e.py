@@ -49,13 +49,13 @@ import pytest
 from mitmproxy import http as mhttp
 from mitmproxy import io as mio
 
-from normalize.inspect import describe
+from normalize.views.summary import describe
+from tests.harness.proxy import MITMWEB, REPO, MitmdumpError, MitmdumpLauncher, MitmdumpProcess
+from tests.harness.upstream import ScriptedUpstream
 
 from .browser import Browser, chromium_missing
 from .nim_stream import CHAT_PATH, MODEL, TEXT, nim_body
-from .proxy import MITMWEB, REPO, MitmdumpError, MitmdumpLauncher, MitmdumpProcess
 from .test_stream_e2e import EXPECTED_EVENTS, REQUEST, expected_body, serve_nim, show
-from .upstream import ScriptedUpstream
 
 pytestmark = pytest.mark.e2e
 

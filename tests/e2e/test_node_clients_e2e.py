@@ -46,10 +46,9 @@ from typing import Any
 import pytest
 
 from tests import recorded
+from tests.harness.proxy import REPO, MitmdumpLauncher, MitmdumpProcess, client_env
+from tests.harness.upstream import ScriptedUpstream, check_no_crash
 from tests.upstreams import NIM_422_DETAIL, NIM_422_PROBLEM
-
-from .proxy import REPO, MitmdumpLauncher, MitmdumpProcess, client_env
-from .upstream import ScriptedUpstream
 
 NODE = shutil.which("node")
 NODE_DIR = REPO / "tests" / "node"
@@ -185,8 +184,7 @@ def env(_env: Env) -> Iterator[Env]:
         assert m.running, f"shared mitmdump died; output:\n{m.log}"
     logs_before = (len(_env.reverse.log), len(_env.regular.log))
     yield _env
-    crashes = [e for e in _env.upstream.errors if e.startswith("handler error")]
-    assert not crashes, crashes
+    check_no_crash(_env.upstream)
     for m, before in zip((_env.reverse, _env.regular), logs_before):
         new = m.log[before:]
         assert "Traceback" not in new, f"mitmdump logged a traceback:\n{new}"
@@ -598,8 +596,7 @@ def fixture_results(_env: Env) -> dict[tuple[str, str], dict[str, Any]]:
         results = _run_batch(script, configs)
         for f, r in zip(CHAT_FIXTURES, results):
             out[f.name, client] = r
-    crashes = [e for e in _env.upstream.errors if e.startswith("handler error")]
-    assert not crashes, crashes
+    check_no_crash(_env.upstream)
     return out
 
 

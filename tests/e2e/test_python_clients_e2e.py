@@ -25,11 +25,10 @@ import httpx
 import openai
 import pytest
 
-import upstreams as U
-from upstreams import Expected, ExpectedError, Fixture, ToolCall
-
-from .proxy import MitmdumpProcess, shared_rig
-from .upstream import ScriptedUpstream
+import tests.upstreams as U
+from tests.harness.proxy import MitmdumpProcess, shared_rig
+from tests.harness.upstream import ScriptedUpstream
+from tests.upstreams import Expected, ExpectedError, Fixture, ToolCall
 
 pytestmark = pytest.mark.e2e
 
@@ -396,11 +395,7 @@ def check_ids(got: Got, fx: Fixture) -> None:
 # =========================================================================== the rig
 
 
-# A client that breaks mid-stream (the raw tests) closes its connection with the rest
-# of the body unread; the upstream then sees a reset, maybe during a later test. That
-# is the client hanging up, not the upstream crashing.
-HANGUPS = ("ConnectionResetError: [Errno 104] Connection reset by peer", "BrokenPipeError: [Errno 32] Broken pipe")
-_rig, rig = shared_rig("python-clients", tolerated=HANGUPS)
+_rig, rig = shared_rig("python-clients")
 
 
 def through_addon(rig: tuple[ScriptedUpstream, MitmdumpProcess], runner: Callable[[Target, Fixture], Got], fx: Fixture) -> Got:

@@ -21,7 +21,9 @@ import httpx
 import openai
 import pytest
 
-from .proxy import MitmdumpLauncher, MitmdumpProcess
+from tests.harness.proxy import MitmdumpLauncher, MitmdumpProcess
+from tests.harness.upstream import ScriptedUpstream, check_no_crash
+
 from .replies import (
     ALIAS,
     CHAT_PATH,
@@ -55,7 +57,6 @@ from .replies import (
     target_stream,
     tgi_error_stream,
 )
-from .upstream import ScriptedUpstream
 
 pytestmark = pytest.mark.e2e
 
@@ -106,8 +107,7 @@ def up(_shared) -> Iterator[ScriptedUpstream]:
     upstream, _ = _shared
     upstream.reset()
     yield upstream
-    crashes = [e for e in upstream.errors if e.startswith("handler error")]
-    assert not crashes, crashes
+    check_no_crash(upstream)
 
 
 @pytest.fixture

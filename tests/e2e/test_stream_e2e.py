@@ -17,9 +17,10 @@ import httpx
 import openai
 import pytest
 
+from tests.harness.proxy import MitmdumpLauncher, shared_rig
+from tests.harness.upstream import Gate, ScriptedUpstream
+
 from .nim_stream import CHAT_PATH, FRAMINGS, ID, MODEL, TEXT, nim_body, nim_chunks
-from .proxy import MitmdumpLauncher, shared_rig
-from .upstream import Gate, ScriptedUpstream
 
 pytestmark = pytest.mark.e2e
 

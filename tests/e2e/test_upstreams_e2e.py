@@ -24,11 +24,10 @@ from dataclasses import replace
 import httpx
 import pytest
 
-import upstreams as U
-from upstreams import Fixture
-
-from .proxy import MitmdumpProcess, shared_rig
-from .upstream import ScriptedUpstream
+import tests.upstreams as U
+from tests.harness.proxy import MitmdumpProcess, shared_rig
+from tests.harness.upstream import ScriptedUpstream
+from tests.upstreams import Fixture
 
 pytestmark = pytest.mark.e2e
 

@@ -4,8 +4,8 @@ import itertools
 
 import pytest
 
-from normalize.chat import ChunkRules
-from normalize.config import Options
+from normalize.endpoints.chat.chunks import ChunkRules
+from normalize.endpoints.chat.options import Options
 
 
 def make_rules(**options):

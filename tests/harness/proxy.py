@@ -310,15 +310,15 @@ class MitmdumpLauncher:
         return problems
 
 
-def shared_rig(name: str, *, fixture: str = "rig", tolerated: tuple[str, ...] = ()):
+def shared_rig(name: str, *, fixture: str = "rig"):
     """Fixtures for one scripted upstream and one mitmdump targeting it, shared by a
     test module: `_rig, rig = shared_rig("name")` (with `fixture="x"`, `_x, x = ...`).
     `_rig` starts them once per module; `rig` hands them to each test with the
     upstream reset, checks mitmdump still runs, and fails the test on an upstream
-    handler crash, except those whose text ends with one of `tolerated`."""
+    handler crash (check_no_crash)."""
     import pytest
 
-    from .upstream import ScriptedUpstream
+    from .upstream import ScriptedUpstream, check_no_crash
 
     @pytest.fixture(scope="module", name="_" + fixture)
     def _rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ScriptedUpstream, MitmdumpProcess]]:
@@ -336,7 +336,6 @@ def shared_rig(name: str, *, fixture: str = "rig", tolerated: tuple[str, ...] = 
         up.reset()
         assert mitm.running, f"shared mitmdump died; output:\n{mitm.log}"
         yield up, mitm
-        crashes = [e for e in up.errors if e.startswith("handler error") and not e.rstrip().endswith(tolerated)]
-        assert not crashes, crashes
+        check_no_crash(up)
 
     return _rig, rig

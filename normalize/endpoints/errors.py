@@ -2,11 +2,13 @@
 
 Contract: `error_body(status, body, content_type)` turns the body of a non-2xx
 reply into `{"error": {"message", "type", "param", "code"}}` and names the
-upstream behaviour it repaired ("" when the body already was OpenAI's shape;
-it then comes back as it was). `stream_error(obj)` does the same for a JSON
-value met inside a stream and gives None when that value is not an error;
-`stream_error_line(payload)` reads the JSON llama.cpp writes after `error:`.
-Pure and total: any bytes in, an OpenAI error out, nothing raised.
+upstream behaviour it repaired (None when the body already was OpenAI's shape;
+it then comes back as it was). `error_object(obj)` does the same for a JSON
+value (met inside a stream, or sent with status 200) and gives None when that
+value is not an error; `stream_error_line(payload)` reads the JSON llama.cpp
+writes after `error:`; `error_status(error)` is the HTTP status an error sent
+with 200 should have had. Pure and total: any bytes in, an OpenAI error out,
+nothing raised, in time linear in the body.
 
 `message` is always a non-empty string (openai-python and the AI SDK read
 it), `param` and `code` are always present. A `type` the upstream gives is
@@ -18,41 +20,38 @@ read: `invalid_request_error` for 4xx (OpenAI uses it for 401 and 404 too),
 from __future__ import annotations
 
 import html
-import json
 import re
 from http import HTTPStatus
 from typing import Any
 
-from .completion import parse_json_body, strip_body
+from ..repairs import Repair
+from ..wire.body import parse_json_body, strip_body
+from ..wire.jsonio import dump
 
 # Gateway pages can be long; the message is for a human to read, not an archive.
 MAX_MESSAGE = 1000
+# Bytes of an HTML or text error body read for its visible text.
+MAX_SCANNED = 256 * 1024
 OPENAI_KEYS = ("message", "type", "param", "code")
+# Elements whose content a person does not read.
+_HIDDEN = re.compile(r"<(head|script|style)\b", re.I)
+_CLOSE = {name: re.compile(f"</{name}", re.I) for name in ("head", "script", "style")}
 
-_HIDDEN = re.compile(rb"<!--.*?-->|<(head|script|style)\b.*?</\1\s*>", re.S | re.I)
-_TAG = re.compile(rb"<[^>]*>")
 
-
-def error_body(status: int, body: bytes, content_type: str = "") -> tuple[dict[str, Any], str]:
-    """OpenAI's error for a non-2xx reply, and the repair made ("" for none)."""
+def error_body(status: int, body: bytes, content_type: str = "") -> tuple[dict[str, Any], Repair | None]:
+    """OpenAI's error for a non-2xx reply, and the repair made (None for none)."""
     if not body.strip():
-        return openai_error(reason(status), status), "error_body_empty"
+        return openai_error(reason(status), status), Repair.error_body_empty
     obj = parse_json_body(body)
     if obj is None:
-        return openai_error(visible_text(strip_body(body), content_type) or reason(status), status), "error_not_json"
+        return openai_error(visible_text(strip_body(body), content_type) or reason(status), status), Repair.error_not_json
     found = error_object(obj, status, content_type)
     if found is None:
-        return error_unknown_shape(obj, body, status), "error_unknown_shape"
+        return error_unknown_shape(obj, body, status), Repair.error_unknown_shape
     error, repair = found
     if not repair and body.lstrip().startswith(b"data:"):
-        repair = "error_data_prefix"
+        repair = Repair.error_data_prefix
     return error, repair
-
-
-def stream_error(obj: object) -> dict[str, Any] | None:
-    """OpenAI's error for a JSON value seen inside a stream, or None when it is no error."""
-    found = error_object(obj)
-    return None if found is None else found[0]
 
 
 def stream_error_line(payload: bytes) -> dict[str, Any]:
@@ -66,11 +65,11 @@ def stream_error_line(payload: bytes) -> dict[str, Any]:
     return openai_error(visible_text(payload) or "error", None)
 
 
-def error_object(obj: object, status: int | None = None, content_type: str = "") -> tuple[dict[str, Any], str] | None:
+def error_object(obj: object, status: int | None = None, content_type: str = "") -> tuple[dict[str, Any], Repair | None] | None:
     """OpenAI's error and the repair's name, for any error shape we know; None for anything else."""
     if isinstance(obj, list):
         if len(obj) == 1 and isinstance(obj[0], dict) and (found := error_object(obj[0], status, content_type)) is not None:
-            return found[0], "error_in_array"  # Gemini compat
+            return found[0], Repair.error_in_array  # Gemini compat
         return None
     if not isinstance(obj, dict):
         return None
@@ -78,27 +77,27 @@ def error_object(obj: object, status: int | None = None, content_type: str = "")
     if isinstance(error, dict):
         return error_fields_missing(obj, error, status)
     if isinstance(error, str) and error:
-        return error_is_string(obj, status), "error_is_string"
+        return error_is_string(obj, status), Repair.error_is_string
     if "choices" in obj:
         return None
     if obj.get("object") == "error" or (isinstance(obj.get("message"), str) and ("type" in obj or "code" in obj)):
-        return wrapped({k: v for k, v in obj.items() if k != "object"}, status), "error_not_wrapped"
+        return wrapped({k: v for k, v in obj.items() if k != "object"}, status), Repair.error_not_wrapped
     if "problem+json" in content_type.lower() or ("title" in obj and ("status" in obj or "type" in obj)):
-        return nim_problem_json(obj, status), "nim_problem_json"
+        return nim_problem_json(obj, status), Repair.nim_problem_json
     if "detail" in obj:
-        return error_is_detail(obj["detail"], status), "error_is_detail"
+        return error_is_detail(obj["detail"], status), Repair.error_is_detail
     return None
 
 
 # -- one function per upstream shape -------------------------------------------
 
 
-def error_fields_missing(obj: dict[str, Any], error: dict[str, Any], status: int | None) -> tuple[dict[str, Any], str]:
+def error_fields_missing(obj: dict[str, Any], error: dict[str, Any], status: int | None) -> tuple[dict[str, Any], Repair | None]:
     """`{"error": {...}}`: OpenAI's own, or TGI's newer one with only message and http_status_code."""
     fixed = wrapped(error, status)
     if fixed["error"] == error:
-        return obj, ""
-    return {**obj, **fixed}, "error_fields_missing"
+        return obj, None
+    return {**obj, **fixed}, Repair.error_fields_missing
 
 
 def error_is_string(obj: dict[str, Any], status: int | None) -> dict[str, Any]:
@@ -201,14 +200,46 @@ def validation_text(item: Any) -> str:
 
 def visible_text(body: bytes, content_type: str = "") -> str:
     """What a person would read in a gateway's reply: HTML without its markup, or the text itself."""
-    body = body.strip()
-    if "html" in content_type.lower() or body.startswith(b"<"):
-        body = _TAG.sub(b" ", _HIDDEN.sub(b" ", body))
-        text = " ".join(html.unescape(body.decode("utf-8", "replace")).split())
-    else:
-        text = body.decode("utf-8", "replace")
+    text = body[:MAX_SCANNED].strip().decode("utf-8", "replace")
+    if "html" in content_type.lower() or text.startswith("<"):
+        text = " ".join(html.unescape(without_markup(text)).split())
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
 
+def without_markup(text: str) -> str:
+    """HTML's text: tags, comments and the content of head, script and style removed.
+    One pass with str.find, so an unclosed `<!--` or `<script` costs linear time
+    (it hides the rest of the page, as it would in a browser)."""
+    out: list[str] = []
+    at, end = 0, len(text)
+    while at < end:
+        lt = text.find("<", at)
+        if lt < 0:
+            out.append(text[at:])
+            break
+        out.append(text[at:lt])
+        out.append(" ")
+        if text.startswith("<!--", lt):
+            close = text.find("-->", lt + 4)
+            at = end if close < 0 else close + 3
+            continue
+        hidden = _HIDDEN.match(text, lt)
+        if hidden:
+            closing = _CLOSE[hidden.group(1).lower()].search(text, hidden.end())
+            lt = end if closing is None else closing.start()
+        gt = text.find(">", lt)
+        at = end if gt < 0 else gt + 1
+    return "".join(out)
+
+
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return dump(obj).decode("utf-8")
+
+
+def error_status(error: dict[str, Any]) -> int:
+    """The status for an error the upstream sent as a success: its own code when that is
+    an HTTP error status, else 502 (the upstream failed)."""
+    code = error.get("error", {}).get("code")
+    if isinstance(code, str) and code.isdigit():
+        code = int(code)
+    return code if http_error_status(code) else 502

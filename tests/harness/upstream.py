@@ -39,6 +39,7 @@ from typing import Literal
 
 __all__ = [
     "ABORT",
+    "check_no_crash",
     "Gate",
     "RecordedRequest",
     "Reply",
@@ -137,7 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
                 except OSError:
                     pass
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass  # quiet: pytest shows failures, not every request
 
     # One method for all verbs.
@@ -264,6 +265,17 @@ def _gzip_pieces(pieces: Iterable[Chunk]) -> list[Chunk]:
     return out
 
 
+# What a client hanging up looks like from the handler's side.
+HANGUPS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, ssl.SSLError, TimeoutError)
+
+
+def check_no_crash(upstream: ScriptedUpstream) -> None:
+    """The one upstream-crash check: a handler that failed by itself is a bug in the
+    harness or the test, and must not pass silently (a client hanging up is not one)."""
+    crashes = [e for e in upstream.errors if e.startswith("handler error")]
+    assert not crashes, "upstream handler crashed:\n" + "\n".join(crashes)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -294,12 +306,17 @@ class _Server(ThreadingHTTPServer):
                 pass
 
     def handle_error(self, request: object, client_address: object) -> None:
+        import sys
         import traceback
 
+        error = sys.exc_info()[1]
         with self.state.lock:
-            self.state.errors.append(
-                f"handler error for {client_address}:\n{traceback.format_exc()}"
-            )
+            if isinstance(error, HANGUPS):
+                # The client hung up while the handler read or wrote (a client that stops
+                # reading after an error, or a test that breaks off): not the upstream's fault.
+                self.state.errors.append(f"client went away ({client_address}): {error!r}")
+            else:
+                self.state.errors.append(f"handler error for {client_address}:\n{traceback.format_exc()}")
 
 
 class ScriptedUpstream:

@@ -7,25 +7,26 @@ reply can report that alias back. It changes only what it names: the model
 through the alias map, `stream_options` without `stream` (NIM rejects it),
 the parameters the operator listed, and, when asked, OpenAI's newer spellings
 that older servers reject. Bodies are never logged: they are the user's.
-
-`parse_model_map` reads the `alias=upstream-model` option entries.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection, Mapping
 from typing import Any
+
+from ...repairs import Repair
 
 
 def rewrite_request(
     body: dict[str, Any],
     *,
-    model_map: dict[str, str],
-    drop_params: list[str],
+    model_map: Mapping[str, str],
+    drop_params: Collection[str],
     rename_legacy: bool = True,
-) -> tuple[dict[str, Any], Counter[str], str | None]:
+) -> tuple[dict[str, Any], Counter[Repair], str | None]:
     """The request to send upstream, the repairs made, and the alias the client asked for."""
-    repairs: Counter[str] = Counter()
+    repairs: Counter[Repair] = Counter()
     out = dict(body)
     alias = model_alias(out, model_map, repairs)
     stream_options_without_stream(out, repairs)
@@ -36,35 +37,35 @@ def rewrite_request(
     return out, repairs, alias
 
 
-def model_alias(body: dict[str, Any], model_map: dict[str, str], repairs: Counter[str]) -> str | None:
+def model_alias(body: dict[str, Any], model_map: Mapping[str, str], repairs: Counter[Repair]) -> str | None:
     model = body.get("model")
     if not isinstance(model, str) or model not in model_map:
         return None
     body["model"] = model_map[model]
-    repairs["model_alias"] += 1
+    repairs[Repair.model_alias] += 1
     return model
 
 
-def stream_options_without_stream(body: dict[str, Any], repairs: Counter[str]) -> None:
+def stream_options_without_stream(body: dict[str, Any], repairs: Counter[Repair]) -> None:
     # NIM: 400 "The 'stream_options' field is only allowed when 'stream' is set to true."
     if "stream_options" in body and body.get("stream") is not True:
         del body["stream_options"]
-        repairs["stream_options_without_stream"] += 1
+        repairs[Repair.stream_options_without_stream] += 1
 
 
-def param_dropped(body: dict[str, Any], drop_params: list[str], repairs: Counter[str]) -> None:
+def param_dropped(body: dict[str, Any], drop_params: Collection[str], repairs: Counter[Repair]) -> None:
     # NIM's strict validation: "Unsupported parameter(s)", "extra_forbidden".
     for key in drop_params:
         if key in body:
             del body[key]
-            repairs["param_dropped"] += 1
+            repairs[Repair.param_dropped] += 1
 
 
-def max_completion_tokens_unsupported(body: dict[str, Any], repairs: Counter[str]) -> None:
+def max_completion_tokens_unsupported(body: dict[str, Any], repairs: Counter[Repair]) -> None:
     """`max_completion_tokens` (OpenAI's newer name) becomes `max_tokens`, in place; it never overrides one."""
     if "max_completion_tokens" not in body:
         return
-    repairs["max_completion_tokens_unsupported"] += 1
+    repairs[Repair.max_completion_tokens_unsupported] += 1
     if "max_tokens" in body:
         del body["max_completion_tokens"]
         return
@@ -73,25 +74,12 @@ def max_completion_tokens_unsupported(body: dict[str, Any], repairs: Counter[str
     body.update(renamed)
 
 
-def developer_role_unsupported(body: dict[str, Any], repairs: Counter[str]) -> None:
+def developer_role_unsupported(body: dict[str, Any], repairs: Counter[Repair]) -> None:
     """Messages with role `developer` (OpenAI's newer name) become `system` messages."""
     messages = body.get("messages")
     if not isinstance(messages, list):
         return
     developer = [isinstance(m, dict) and m.get("role") == "developer" for m in messages]
     if any(developer):
-        body["messages"] = [{**m, "role": "system"} if d else m for m, d in zip(messages, developer)]
-        repairs["developer_role_unsupported"] += sum(developer)
-
-
-def parse_model_map(entries: list[str]) -> dict[str, str]:
-    """`alias=upstream-model` entries as a dict; ValueError names the first bad entry."""
-    out: dict[str, str] = {}
-    for entry in entries:
-        alias, sep, target = (part.strip() for part in entry.partition("="))
-        if not sep or not alias or not target:
-            raise ValueError(f"{entry!r} is not alias=upstream-model")
-        if out.get(alias, target) != target:
-            raise ValueError(f"alias {alias!r} maps to both {out[alias]!r} and {target!r}")
-        out[alias] = target
-    return out
+        body["messages"] = [{**m, "role": "system"} if d else m for m, d in zip(messages, developer, strict=False)]
+        repairs[Repair.developer_role_unsupported] += sum(developer)

@@ -1,29 +1,20 @@
-"""The core's configuration: a plain value, built by the addon from its options."""
+"""What one chat stream or reply needs to know beyond its bytes: a plain value built per flow."""
 
 from __future__ import annotations
 
-import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ...ids import new_call_id, new_completion_id, unix_now
+from ...profiles import HOLD_LIMIT
 
-def new_completion_id() -> str:
-    return "chatcmpl-" + secrets.token_hex(12)
-
-
-def new_call_id() -> str:
-    return "call_" + secrets.token_hex(12)
-
-
-def unix_now() -> int:
-    return int(time.time())
+# Objects and arrays one stream event may hold before it is passed through unparsed
+# (a chunk has a dozen; thousands of choices in one event would multiply the output).
+MAX_EVENT_CONTAINERS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    """What one stream needs to know beyond its bytes."""
-
     # The model sent upstream; used when chunks name none.
     model: str | None = None
     # The alias the client asked for (normalize_model_map): reported as the model.
@@ -35,6 +26,8 @@ class Options:
     max_event_bytes: int = 8 * 1024 * 1024
     # Splice plain content chunks through learned templates (same bytes, less work).
     fast_path: bool = True
+    # Chunks held while a tool call waits for its late name (vLLM); from the upstream's profile.
+    hold_limit: int = HOLD_LIMIT
     # Names the stream in log lines (method, host and path; never headers or bodies).
     label: str = "stream"
     # Injected so tests can pin what is otherwise random or time-dependent.

@@ -8,8 +8,9 @@ import pytest
 from mitmproxy import exceptions
 from mitmproxy.test import taddons, tflow, tutils
 
-import addon
-from recorded import EXO_STREAM, NIM_STREAM, NIM_STREAM_EVENTS
+from normalize.mitm import addon, options, views
+from normalize.mitm.state import state_of
+from tests.recorded import EXO_STREAM, NIM_STREAM, NIM_STREAM_EVENTS
 
 
 @pytest.fixture
@@ -60,7 +61,7 @@ def drive(flow, pieces):
     ],
 )
 def test_parse_hosts(entries, expected):
-    assert addon.parse_hosts(entries) == expected
+    assert options.parse_hosts(entries) == expected
 
 
 @pytest.mark.parametrize("bad", ["", "a,,b", "host:0", "host:port", "host:99999", "http://host/x"])
@@ -74,14 +75,14 @@ def test_bad_hosts_option_is_refused(bad):
 def test_default_host_is_nim():
     a = addon.Normalize()
     with taddons.context(a):
-        assert a.targeted(chat_flow(host="integrate.api.nvidia.com"))
-        assert not a.targeted(chat_flow(host="api.openai.com"))
+        assert a.settings.targets("integrate.api.nvidia.com", 443)
+        assert not a.settings.targets("api.openai.com", 443)
 
 
 def test_host_and_port_matching(normalize):
-    assert normalize.targeted(chat_flow(host="api.example.com", port=1234))
-    assert normalize.targeted(chat_flow(host="127.0.0.1", port=8000))
-    assert not normalize.targeted(chat_flow(host="127.0.0.1", port=8001))
+    assert normalize.settings.targets("api.example.com", 1234)
+    assert normalize.settings.targets("127.0.0.1", 8000)
+    assert not normalize.settings.targets("127.0.0.1", 8001)
 
 
 def test_request_asks_for_identity_encoding(normalize):
@@ -132,7 +133,7 @@ def test_stream_sent_as_json(normalize):
     assert flow.response.headers["content-type"] == "text/event-stream; charset=utf-8"
     body = drive(flow, [EXO_STREAM])
     assert body.endswith(b"data: [DONE]\n\n")
-    assert normalize.flows[flow.id].repairs["stream_sent_as_json"] == 1
+    assert state_of(flow).exchange.repairs["stream_sent_as_json"] == 1
 
 
 def test_json_reply_to_a_non_stream_request_is_not_a_stream(normalize):
@@ -173,33 +174,38 @@ def test_unknown_content_encoding_passes_through(normalize, caplog):
     assert "zstd" in caplog.text
 
 
-def test_response_logs_a_summary_and_releases_state(normalize, caplog):
+def test_response_logs_a_summary(normalize, caplog):
     flow = chat_flow()
     through_headers(normalize, flow)
     drive(flow, [NIM_STREAM])
     with caplog.at_level(logging.INFO):
         normalize.response(flow)
-    assert not normalize.flows
     assert 'POST api.example.com/v1/chat/completions 200: normalized 11 events: 50 null fields dropped, content "" added to first chunk; first byte after' in caplog.text
 
 
-def test_error_hook_releases_state(normalize):
+def test_flow_state_lives_on_the_flow(normalize):
     flow = chat_flow()
     through_headers(normalize, flow)
     flow.response.stream(NIM_STREAM_EVENTS[0])
     normalize.error(flow)
-    assert not normalize.flows
+    assert state_of(flow).rewriter is not None
+    assert vars(normalize).keys() == {"settings", "shared"}  # no table of flows to leak
 
 
 def test_rewriter_never_raises(normalize, caplog):
+    # A body that does not decode is never passed on as if it had: the client gets
+    # an error event (and no [DONE]), and what comes after is dropped.
     flow = chat_flow()
     flow.response.headers["content-encoding"] = "gzip"
     through_headers(normalize, flow)
-    with caplog.at_level(logging.ERROR):
+    with caplog.at_level(logging.WARNING):
         out = flow.response.stream(b"definitely not gzip")
-    assert out == b"definitely not gzip"
-    assert flow.response.stream(b"more") == b"more"
+    error = json.loads(out.removeprefix(b"data: ").removesuffix(b"\n\n"))
+    assert error["error"]["message"].startswith("The proxy could not read the rest of the upstream's reply: the body is not valid gzip")
+    assert error["error"]["type"] == "server_error"
+    assert flow.response.stream(b"more") == []
     assert flow.response.stream(b"") == []
+    assert "could not read" in caplog.text
 
 
 # -- requests and whole replies (issue #3) --------------------------------------
@@ -226,7 +232,7 @@ def test_request_is_rewritten_with_a_correct_length():
         a.request(flow)
         assert json.loads(flow.request.content) == {"model": "meta/llama-3.1-70b-instruct", "stream": False, "messages": []}
         assert flow.request.headers["content-length"] == str(len(flow.request.content))
-        assert a.flows[flow.id].alias == "gpt-4o"
+        assert state_of(flow).exchange.alias == "gpt-4o"
 
 
 def test_bad_model_map_is_refused():
@@ -287,7 +293,6 @@ def test_models_answered_locally():
         flow = whole_flow(a, "/v1/models")
         assert [m["id"] for m in json.loads(flow.response.content)["data"]] == ["a", "b"]
         assert flow.comment == "normalized: model list answered by the proxy (normalize_models)"
-        assert not a.flows
 
 
 # -- inspection (issue #4) ------------------------------------------------------
@@ -373,7 +378,7 @@ def test_content_views(normalize):
     flow = chat_flow()
     body = streamed(normalize, flow, NIM_STREAM_EVENTS)
     meta = contentviews.Metadata(flow=flow, http_message=flow.response, content_type="text/event-stream")
-    assembled, sse, before_after = addon.AssembledView(), addon.SSEView(), addon.BeforeAfterView()
+    assembled, sse, before_after = views.AssembledView(), views.SSEView(), views.BeforeAfterView()
     assert assembled.render_priority(body, meta) > sse.render_priority(body, meta) > 1
     assert "Tabs, naïve café — 東京 🚀" in assembled.prettify(body, meta)
     assert sse.prettify(body, meta).splitlines()[-1] == "data: [DONE]"

@@ -1,0 +1,1 @@
+"""make bench and make load: the addon measured beside a streaming passthrough (run as python -m bench.bench / bench.load)."""

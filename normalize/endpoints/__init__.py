@@ -1,0 +1,51 @@
+"""The endpoints, and the one route table that picks the endpoint for a request.
+
+Contract: `route(method, components)` gives the `Route` for a request to a
+targeted host, from its method and path components (as mitmproxy's
+`Request.path_components` gives them: unquoted, no empty ones): the first
+row whose method and path pattern match, else `FALLBACK` (errors only).
+Patterns match the end of the path, so a prefix (`/v1`, Gemini's
+`/v1beta/openai`, Azure's deployments) never matters. A new endpoint is one
+module (or folder) here and one row below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .base import Endpoint
+from .chat import CHAT
+from .fallback import FALLBACK
+from .models import MODEL, MODELS
+
+Matcher = Callable[[tuple[str, ...]], bool]
+
+
+def ends_with(*parts: str) -> Matcher:
+    """The path ends with these components: `ends_with("chat", "completions")`."""
+    return lambda components: components[-len(parts) :] == parts
+
+
+def within(part: str) -> Matcher:
+    """The path has this component and at least one after it: `within("models")` for `models/{id}`."""
+    return lambda components: part in components[:-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    match: Matcher
+    endpoint: Endpoint
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("POST", ends_with("chat", "completions"), CHAT),
+    Route("GET", ends_with("models"), MODELS),
+    Route("GET", within("models"), MODEL),
+)
+OTHER = Route("*", lambda components: True, FALLBACK)
+
+
+def route(method: str, components: tuple[str, ...]) -> Route:
+    return next((r for r in ROUTES if r.method == method and r.match(components)), OTHER)

@@ -1,0 +1,192 @@
+"""The mitmproxy hooks: guard, route, delegate.
+
+For a flow to a host in `normalize_hosts`, `requestheaders` picks the endpoint
+from the route table and attaches the flow's state; `request` hands the
+endpoint the client's request (body decoded within the caps) and applies what
+it says: a rewritten request, or a local answer; `responseheaders` wires the
+endpoint's stream transducer into `response.stream`; `response` hands it a
+whole body; `response` and `error` record what was repaired. Every other flow
+passes untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from mitmproxy import ctx, http
+
+from ..endpoints import OTHER, route
+from ..endpoints.base import Env, Forward, Head, Reply, Request, Shared
+from ..profiles import profile_for
+from ..settings import Settings
+from ..wire.body import ENCODINGS, DecodeError, Decoder, decode_whole, encoding_of
+from . import options
+from .record import label, record, redact
+from .state import FlowState, attach, state_of
+from .streaming import StreamRewriter, set_stream_headers
+
+log = logging.getLogger("normalize")
+
+
+class Normalize:
+    def __init__(self) -> None:
+        self.settings = Settings()
+        self.shared = Shared()
+
+    def load(self, loader: Any) -> None:
+        options.declare(loader)
+
+    def configure(self, updated: set[str]) -> None:
+        if any(name in updated for name in options.FIELDS):
+            self.settings = options.settings(ctx.options)
+
+    # -- hooks ---------------------------------------------------------------
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if not flow.live or not self.settings.targets(flow.request.host, flow.request.port):
+            return
+        state = attach(flow, FlowState(route(flow.request.method, flow.request.path_components), label(flow)))
+        if state.route is not OTHER:
+            # Compressed bodies would reach the stream rewrite compressed.
+            flow.request.headers["accept-encoding"] = "identity"
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if state_of(flow) is None:
+            self.requestheaders(flow)
+        state = state_of(flow)
+        if state is None or flow.response is not None or not flow.live:
+            return
+        env = Env(self.settings, profile_for(flow.request.host), state.label, self.shared)
+        exchange = state.exchange = state.route.endpoint.open(self.client_request(flow), env)
+        if exchange.answer is not None:
+            state.answered = True
+            answer(flow, exchange.answer)
+        elif exchange.forward is not None:
+            forward(flow, exchange.forward)
+
+    def client_request(self, flow: http.HTTPFlow) -> Request:
+        request = flow.request
+        path, _, query = request.path.partition("?")
+        body: bytes | None = None
+        problem = ""
+        try:
+            body = read_body(request, self.settings.max_body_bytes)
+        except DecodeError as e:
+            problem = str(e)
+            log.warning("%s: the request body was not read (%s); passing it through unchanged", label(flow), problem)
+        headers = {name.lower(): request.headers[name] for name in request.headers}
+        return Request(request.method, path, query, headers=headers, body=body, problem=problem)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        state = state_of(flow)
+        response = flow.response
+        if state is None or response is None or not flow.live:
+            return
+        if self.settings.redact_keys:
+            redact(flow)  # the request has gone upstream: the stored copy need not keep the key
+        if state.exchange is None or state.answered:
+            return
+        transducer = state.exchange.stream(head(flow))
+        if transducer is None:
+            return
+        decoder = None
+        encoding = encoding_of(response.headers.get("content-encoding", ""))
+        if encoding:
+            if encoding not in ENCODINGS:
+                log.warning(
+                    "%s: upstream used content-encoding %r, which is not decoded here; passing the stream through unchanged",
+                    state.label,
+                    encoding,
+                )
+                response.stream = True
+                return
+            decoder = Decoder(encoding, self.settings.max_event_bytes)
+            del response.headers["content-encoding"]
+        set_stream_headers(flow)
+        state.rewriter = StreamRewriter(transducer, decoder, self.settings.keep_bytes, state.label)
+        response.stream = state.rewriter.rewrite  # a bound method: cheaper to call than __call__
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        state = state_of(flow)
+        response = flow.response
+        if state is None or response is None or not flow.live:
+            return
+        if self.settings.redact_keys:
+            redact(flow)
+        exchange = state.exchange
+        if exchange is None:
+            return
+        keep = self.settings.keep_bytes
+        if state.rewriter is not None:
+            repairs = exchange.repairs + state.rewriter.transducer.repairs
+            record(flow, repairs, verb=exchange.verb, keep_bytes=keep, rewriter=state.rewriter)
+            return
+        if state.answered:
+            record(flow, exchange.repairs, verb=exchange.verb, keep_bytes=keep)
+            return
+        if response.stream:
+            return  # passed through (an encoding we do not decode)
+        try:
+            body = read_body(response, self.settings.max_body_bytes)
+        except DecodeError as e:
+            log.warning("%s %s: the reply body was not read (%s); passing it through unchanged", state.label, response.status_code, e)
+            return
+        result = exchange.whole(head(flow), body)
+        if isinstance(result, Reply):
+            replace(response, result)
+        if result is not None or exchange.repairs:
+            record(flow, exchange.repairs, verb=exchange.verb, keep_bytes=keep, original=body)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        # A client or upstream went away (mid-stream, too): no response hook will come.
+        state = state_of(flow)
+        if state is None:
+            return
+        if self.settings.redact_keys:
+            redact(flow)
+        if state.rewriter is not None:
+            transducer = state.rewriter.transducer
+            log.info(
+                "%s: stream ended early after %d events (%s)", state.label, transducer.events, flow.error.msg if flow.error else "error"
+            )
+
+
+def head(flow: http.HTTPFlow) -> Head:
+    assert flow.response is not None
+    return Head(flow.response.status_code, flow.response.headers.get("content-type", ""), flow.request.method)
+
+
+def read_body(message: http.Message, cap: int) -> bytes:
+    """A message's body decoded from its content-encoding, within `cap` bytes; DecodeError else."""
+    raw = message.raw_content or b""
+    if len(raw) > cap:
+        raise DecodeError(f"{len(raw)} bytes, over normalize_max_body_bytes ({cap})")
+    encoding = encoding_of(message.headers.get("content-encoding", ""))
+    if encoding and encoding not in ENCODINGS:
+        raise DecodeError(f"content-encoding {encoding!r} is not decoded here")
+    return decode_whole(raw, encoding, cap)
+
+
+def forward(flow: http.HTTPFlow, change: Forward) -> None:
+    request = flow.request
+    if change.body is not None:
+        request.headers.pop("content-encoding", None)
+        request.content = change.body  # also corrects content-length
+    if change.path is not None:
+        request.path = change.path
+    for name in change.drop_headers:
+        request.headers.pop(name, None)
+    for name, value in change.set_headers.items():
+        request.headers[name] = value
+
+
+def answer(flow: http.HTTPFlow, reply: Reply) -> None:
+    flow.response = http.Response.make(reply.status, reply.body, {"content-type": reply.content_type})
+
+
+def replace(response: http.Response, reply: Reply) -> None:
+    response.status_code = reply.status
+    response.headers.pop("content-encoding", None)
+    response.headers["content-type"] = reply.content_type
+    response.content = reply.body  # also corrects content-length

@@ -1,0 +1,171 @@
+"""The addon's mitmproxy options (`--set normalize_*`): declared once, parsed into `Settings`.
+
+Contract: `OPTIONS` is the table of options, each with its type, default,
+help text and parser; `declare(loader)` adds them in the `load` hook and
+`settings(options)` builds the frozen `Settings` the core reads, raising
+`OptionsError("Cannot parse <name> option: ...")` for a value it cannot take.
+The README's options table lists the same options (a test checks it).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from mitmproxy import exceptions
+from mitmproxy.net.http import url
+
+from ..settings import DEFAULT_HOSTS, MiB, Settings
+
+ListOfStrings = Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    name: str
+    type: Any
+    default: Any
+    help: str
+    parse: Callable[[Any], Any] = lambda value: value  # raises ValueError with what is wrong
+
+
+def parse_hosts(entries: Iterable[str]) -> frozenset[tuple[str, int | None]]:
+    """`host` or `host:port` (IPv6 as `[::1]:port`, or bare) -> {(host, port or None)}.
+
+    An entry may also hold several, separated by commas (`--set normalize_hosts=a,b`)."""
+    hosts: set[tuple[str, int | None]] = set()
+    for entry in (part.strip() for item in entries for part in item.split(",")):
+        if not entry:
+            raise ValueError("empty host")
+        if entry.count(":") > 1 and not entry.startswith("["):
+            try:
+                hosts.add((str(ipaddress.IPv6Address(entry)), None))  # a bare IPv6 address
+                continue
+            except ValueError:
+                raise ValueError(f"{entry!r} is not host or host:port") from None
+        try:
+            host, port = url.parse_authority(entry, check=True)
+        except ValueError:
+            raise ValueError(f"{entry!r} is not host or host:port") from None
+        if port == 0:
+            raise ValueError(f"{entry!r} has no valid port")
+        hosts.add((host.lower(), port))
+    return frozenset(hosts)
+
+
+def parse_model_map(entries: Iterable[str]) -> MappingProxyType[str, str]:
+    """`alias=upstream-model` entries as a mapping; ValueError names the first bad entry."""
+    out: dict[str, str] = {}
+    for entry in entries:
+        alias, sep, target = (part.strip() for part in entry.partition("="))
+        if not sep or not alias or not target:
+            raise ValueError(f"{entry!r} is not alias=upstream-model")
+        if out.get(alias, target) != target:
+            raise ValueError(f"alias {alias!r} maps to both {out[alias]!r} and {target!r}")
+        out[alias] = target
+    return MappingProxyType(out)
+
+
+def at_least_zero(value: int) -> int:
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def at_least_one(value: int) -> int:
+    if value < 1:
+        raise ValueError("must be 1 or more")
+    return value
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "normalize_hosts",
+        ListOfStrings,
+        list(DEFAULT_HOSTS),
+        "Hosts whose OpenAI-compatible traffic is rewritten, as host or host:port; all other traffic passes untouched.",
+        parse_hosts,
+    ),
+    Option(
+        "normalize_model_map",
+        ListOfStrings,
+        [],
+        "Model aliases as alias=upstream-model: requests for the alias go to the upstream model, "
+        "replies report the alias, and /v1/models lists it.",
+        parse_model_map,
+    ),
+    Option(
+        "normalize_models",
+        ListOfStrings,
+        [],
+        "Model ids the addon lists itself on /v1/models, without asking the upstream "
+        "(for upstreams with no models endpoint; one that answers 404/405 gets the aliases alone).",
+        tuple,
+    ),
+    Option(
+        "normalize_drop_params",
+        ListOfStrings,
+        [],
+        "Top-level chat request keys removed before the request reaches the upstream "
+        "(for upstreams that reject unknown parameters, like NIM).",
+        tuple,
+    ),
+    Option(
+        "normalize_legacy_params",
+        bool,
+        True,
+        "Send max_completion_tokens as max_tokens and developer messages as system messages, "
+        "which older OpenAI-compatible servers understand.",
+    ),
+    Option(
+        "normalize_keep_bytes",
+        int,
+        MiB,
+        "Bytes of each rewritten stream and of the upstream's original kept on the flow for "
+        "mitmweb and saved flows (each capped separately; 0 keeps nothing).",
+        at_least_zero,
+    ),
+    Option(
+        "normalize_max_event_bytes",
+        int,
+        8 * MiB,
+        "An upstream event larger than this is not parsed: the rest of that stream passes through unchanged.",
+        at_least_one,
+    ),
+    Option(
+        "normalize_max_body_bytes",
+        int,
+        16 * MiB,
+        "A request or whole reply body larger than this (once decoded) is not parsed: it passes "
+        "through unchanged, or is answered with an error where it cannot pass.",
+        at_least_one,
+    ),
+    Option(
+        "normalize_redact_keys",
+        bool,
+        True,
+        "Replace the authorization, api-key, x-api-key and x-goog-api-key request headers of rewritten "
+        "flows with [redacted] in the stored copy (mitmweb, saved flows) once the request has gone upstream.",
+    ),
+)
+# Which Settings field each option fills.
+FIELDS = {option.name: option.name.removeprefix("normalize_") for option in OPTIONS}
+
+
+def declare(loader: Any) -> None:
+    for option in OPTIONS:
+        loader.add_option(option.name, option.type, option.default, option.help)
+
+
+def settings(options: Any) -> Settings:
+    """The core's Settings from mitmproxy's options; OptionsError names the option that is wrong."""
+    values = {}
+    for option in OPTIONS:
+        try:
+            values[FIELDS[option.name]] = option.parse(getattr(options, option.name))
+        except ValueError as e:
+            raise exceptions.OptionsError(f"Cannot parse {option.name} option: {e}") from e
+    return Settings(**values)

@@ -1,0 +1,95 @@
+"""What the addon leaves on a flow it looked after, and what it takes off.
+
+Contract: `record(...)` writes what was repaired where people look: the flow's
+comment (the summary line), `flow.metadata["normalize"]` (a counter per
+repair, the event count, time to first byte, and capped copies of the
+upstream's original body), the rewritten stream as the response body (capped;
+mitmproxy keeps none for a streamed body), and one log line. `redact(flow)`
+replaces API keys in the stored request headers. Neither ever writes a
+request header or body to the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+from mitmproxy import http
+
+from ..repairs import Repair
+from ..views.capped import CappedBuffer
+from ..views.summary import describe
+from .streaming import StreamRewriter
+
+log = logging.getLogger("normalize")
+
+# Request headers that carry API keys (OpenAI, Azure, Anthropic-style, Gemini).
+SECRET_HEADERS = ("authorization", "api-key", "x-api-key", "x-goog-api-key")
+REDACTED = "[redacted]"
+
+
+def label(flow: http.HTTPFlow) -> str:
+    """How a flow is named in the log: method, host and path, never headers or bodies."""
+    return f"{flow.request.method} {flow.request.pretty_host}{flow.request.path.partition('?')[0]}"
+
+
+def record(
+    flow: http.HTTPFlow,
+    repairs: Counter[Repair],
+    *,
+    verb: str,
+    keep_bytes: int,
+    rewriter: StreamRewriter | None = None,
+    original: bytes | None = None,
+) -> None:
+    assert flow.response is not None
+    transducer = rewriter.transducer if rewriter else None
+    events = transducer.events if transducer else None
+    summary = describe(repairs, events, verb)
+    info: dict[str, Any] = {"repairs": dict(sorted(repairs.items())), "summary": summary}
+    if rewriter is not None and transducer is not None:
+        info.update(
+            events=events,
+            raw_passthrough=transducer.raw,
+            ttfb_ms=rewriter.ttfb_ms,
+            bytes_in=rewriter.bytes_in,
+            bytes_out=rewriter.bytes_out,
+        )
+        if keep_bytes:
+            original = rewriter.original.take()
+            info.update(
+                original=original,
+                original_dropped=rewriter.bytes_in - len(original),
+                body_dropped=rewriter.bytes_out - len(rewriter.rewritten),
+            )
+        # mitmproxy keeps no streamed body; the rewritten one (capped) is what mitmweb shows.
+        flow.response.raw_content = rewriter.rewritten.take()
+    elif original is not None and keep_bytes and original != flow.response.raw_content:
+        kept = CappedBuffer(keep_bytes)
+        kept.append(original)
+        info.update(original=kept.value, original_dropped=kept.dropped)
+    flow.metadata["normalize"] = info
+    flow.comment = summary
+    ttfb = "" if rewriter is None or rewriter.ttfb_ms is None else f"; first byte after {rewriter.ttfb_ms} ms"
+    raw = " (passed through raw after a failure)" if transducer is not None and transducer.raw else ""
+    if rewriter is not None and rewriter.failure is not None:
+        info["failure"] = rewriter.failure
+        raw = f" (ended with an error: the rest of the upstream's body could not be read: {rewriter.failure})"
+    log.info("%s %s: %s%s%s", label(flow), flow.response.status_code, summary, raw, ttfb)
+
+
+def redact(flow: http.HTTPFlow) -> None:
+    headers = flow.request.headers
+    for name in SECRET_HEADERS:
+        values = headers.get_all(name)
+        if values:
+            headers.set_all(name, [redacted(name, value) for value in values])
+
+
+def redacted(name: str, value: str) -> str:
+    """`Bearer [redacted]` keeps the scheme, which helps debugging; the key itself goes."""
+    scheme, space, secret = value.partition(" ")
+    if name == "authorization" and space and secret:
+        return f"{scheme} {REDACTED}"
+    return REDACTED

@@ -1,0 +1,88 @@
+"""A streamed response body through an endpoint's transducer: the flow's `response.stream` callable.
+
+Contract: `StreamRewriter.rewrite` is what mitmproxy calls once per upstream
+data event, then once with b"" at the end. It decodes a compressed body (capped
+per call), feeds the transducer, keeps capped copies of both sides for
+inspection, and never raises. Mid-body it never returns b"" (that would end a
+chunked body): "nothing yet" is an empty list. `set_stream_headers` makes the
+response headers fit a body whose length changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from mitmproxy import http
+
+from ..endpoints.base import Transducer
+from ..views.capped import CappedBuffer
+from ..wire.body import DecodeError, Decoder
+
+log = logging.getLogger("normalize")
+
+SSE = "text/event-stream; charset=utf-8"
+
+
+class StreamRewriter:
+    def __init__(self, transducer: Transducer, decoder: Decoder | None, keep_bytes: int, label: str) -> None:
+        self.transducer = transducer
+        self.feed = transducer.feed
+        self.decoder = decoder
+        self.label = label
+        self.started = time.monotonic()
+        self.first_byte: float | None = None
+        # What the upstream sent and what the client got, for inspection (capped).
+        self.original = CappedBuffer(keep_bytes)
+        self.rewritten = CappedBuffer(keep_bytes)
+        self.keep = keep_bytes > 0
+        self.bytes_in = self.bytes_out = 0
+        self.failure: str | None = None  # why the rest of the body could not be read
+
+    def rewrite(self, data: bytes) -> bytes | list[bytes]:
+        # Called for every upstream event: kept lean, as it runs on the event loop.
+        try:
+            if self.failure is not None:
+                out = b"" if data else self.transducer.close()
+                data = b""  # dropped: it cannot be decoded
+            elif data:
+                if self.decoder is not None:
+                    data = self.decoder.feed(data)
+                out = self.feed(data)
+            else:
+                if self.decoder is not None:
+                    data = self.decoder.close()
+                out = self.transducer.feed(data) + self.transducer.close()
+        except DecodeError as e:
+            # The transducer never raises; the decoder does, on bytes it cannot decode.
+            self.failure = str(e)
+            out = self.transducer.fail(str(e))
+            if not data:
+                out += self.transducer.close()
+            data = b""
+        self.bytes_in += len(data)
+        self.bytes_out += len(out)
+        if self.keep:  # until both copies are full
+            self.keep = self.original.append(data) | self.rewritten.append(out)
+        if not out:
+            return []
+        if self.first_byte is None:
+            self.first_byte = time.monotonic()
+        return out
+
+    @property
+    def ttfb_ms(self) -> float | None:
+        return None if self.first_byte is None else round((self.first_byte - self.started) * 1000, 1)
+
+
+def set_stream_headers(flow: http.HTTPFlow) -> None:
+    assert flow.response is not None
+    headers = flow.response.headers
+    headers["content-type"] = SSE
+    headers.pop("content-length", None)
+    headers["cache-control"] = "no-cache"
+    headers["x-accel-buffering"] = "no"  # an nginx in front must not buffer the stream
+    if flow.request.http_version == "HTTP/1.1":
+        # The body length changes, so it cannot be announced: chunk it,
+        # which keeps the connection reusable. (HTTP/2 peers frame it themselves.)
+        headers["transfer-encoding"] = "chunked"

@@ -1,0 +1,117 @@
+"""Whole bodies and content-encodings, with a cap on everything they can grow to.
+
+Contract:
+  strip_body(body)        the body without surrounding white space and one
+                          leading `data:` (NIM's error bodies, DeepSeek under load).
+  parse_json_body(body, max_containers=)
+                          that body's JSON value, or None when it is not JSON.
+  Decoder(encoding, cap)  an incremental decoder for `gzip`/`x-gzip`/`deflate`:
+                          `feed(bytes) -> bytes`, `close() -> bytes`. gzip bodies
+                          made of several members (legal, and what concatenating
+                          servers send) are decoded whole; `deflate` is taken
+                          with or without its zlib wrapper, as browsers and
+                          mitmproxy take it. One `feed` never yields more than
+                          `cap` bytes: past that, or on bytes that do not
+                          decode, it raises `DecodeError`, and so does `close`
+                          when the body stopped inside a compressed member.
+  decode_whole(body, encoding, cap)
+                          a whole body decoded, or `DecodeError`.
+`ENCODINGS` are the ones decoded here; others are left to the caller.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+from .jsonio import MAX_CONTAINERS, NotJSON, loads
+
+__all__ = ["ENCODINGS", "DecodeError", "Decoder", "decode_whole", "parse_json_body", "strip_body"]
+
+ENCODINGS = frozenset({"gzip", "x-gzip", "deflate"})
+
+
+class DecodeError(ValueError):
+    """A body that could not be decoded within the cap; the message says which."""
+
+
+def strip_body(body: bytes) -> bytes:
+    body = body.strip()
+    if body.startswith(b"data:"):
+        body = body[5:].lstrip()
+    return body
+
+
+def parse_json_body(body: bytes, *, max_containers: int = MAX_CONTAINERS) -> Any | None:
+    try:
+        return loads(strip_body(body), max_containers=max_containers)
+    except NotJSON:
+        return None
+
+
+def encoding_of(header: str) -> str:
+    """A content-encoding header's value as compared here: trimmed, lower case ("" for none)."""
+    encoding = header.strip().lower()
+    return "" if encoding == "identity" else encoding
+
+
+class Decoder:
+    __slots__ = ("_cap", "_gzip", "_raw_deflate", "_z", "decoded")
+
+    def __init__(self, encoding: str, cap: int) -> None:
+        encoding = encoding_of(encoding)
+        if encoding not in ENCODINGS:
+            raise ValueError(f"no decoder for content-encoding {encoding!r}")
+        self._gzip = encoding != "deflate"
+        self._raw_deflate = False  # deflate without its zlib wrapper: decided by the first bytes
+        self._cap = cap
+        self._z: Any = zlib.decompressobj(zlib.MAX_WBITS | 16) if self._gzip else None
+        self.decoded = 0  # bytes decoded so far
+
+    def feed(self, data: bytes) -> bytes:
+        out: list[bytes] = []
+        room = self._cap
+        while data:
+            if self._z is None:
+                # zlib's header: CM 8 in the low bits, and a 16-bit value that is a multiple of 31.
+                wrapped = len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+                self._raw_deflate = not wrapped
+                self._z = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+            elif self._z.eof:
+                if not self._gzip:
+                    raise DecodeError(f"bytes after the end of the {self.name} body")
+                self._z = zlib.decompressobj(zlib.MAX_WBITS | 16)  # the next gzip member
+            try:
+                piece = self._z.decompress(data, room + 1)
+            except zlib.error as e:
+                raise DecodeError(f"the body is not valid {self.name}: {e}") from None
+            room -= len(piece)
+            if room < 0:
+                raise DecodeError(f"the body decodes to more than {self._cap} bytes in one piece")
+            out.append(piece)
+            data = self._z.unconsumed_tail or (self._z.unused_data if self._z.eof else b"")
+        result = b"".join(out)
+        self.decoded += len(result)
+        return result
+
+    def close(self) -> bytes:
+        """Ends the body; `DecodeError` when it stopped inside a compressed member."""
+        if self._z is not None and not self._z.eof:
+            raise DecodeError(f"the {self.name} body ended before its end")
+        return b""
+
+    @property
+    def name(self) -> str:
+        if self._gzip:
+            return "gzip"
+        return "raw deflate" if self._raw_deflate else "deflate"
+
+
+def decode_whole(body: bytes, encoding: str, cap: int) -> bytes:
+    """A whole body as sent, decoded; `DecodeError` past `cap` bytes or on bad bytes."""
+    if not encoding_of(encoding):
+        return body
+    decoder = Decoder(encoding, cap)
+    out = decoder.feed(body)
+    decoder.close()
+    return out
