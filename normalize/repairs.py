@@ -113,6 +113,14 @@ class Repair(enum.StrEnum):
     max_completion_tokens_unsupported = "max_completion_tokens_unsupported", "max_completion_tokens sent as max_tokens"
     developer_role_unsupported = "developer_role_unsupported", "{n} developer message{s} sent as system"
 
+    # -- hardening: caps and failures (mitm/, wire/) ---------------------------
+
+    # -- the Responses bridge (endpoints/responses/) --------------------------
+
+    # -- the Messages bridge (endpoints/messages/) ----------------------------
+
+    # -- NIM's request validation, reasoning, embeddings, pacing (profiles/) ---
+
 
 def phrase(repair: str, n: int) -> str:
     """How `n` of one repair read in a summary; a name that is no Repair reads as its words."""

@@ -27,6 +27,9 @@ class Settings:
     max_event_bytes: int = 8 * MiB
     max_body_bytes: int = 16 * MiB
     redact_keys: bool = True
+    # -- the bridges
+
+    # -- profiles, reasoning, embeddings, pacing
 
     def targets(self, host: str, port: int) -> bool:
         host = host.lower().strip("[]")

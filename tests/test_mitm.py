@@ -5,7 +5,7 @@ import json
 import logging
 
 import pytest
-from mitmproxy import exceptions
+from mitmproxy import contentviews, exceptions
 from mitmproxy.test import taddons, tflow, tutils
 
 from normalize.mitm import addon, options, views
@@ -395,3 +395,23 @@ def test_bodiless_replies_are_left_alone(normalize, method, status):
     through_headers(normalize, flow)
     assert flow.response.stream is False
     assert flow.response.headers["content-type"] == "text/event-stream"
+
+
+def test_request_view_shows_what_the_client_sent_and_what_went_upstream():
+    a = addon.Normalize()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, normalize_hosts=["api.example.com"], normalize_model_map=["gpt-4o=meta/llama"])
+        sent = json.dumps({"model": "gpt-4o", "messages": []}).encode()
+        flow = tflow.tflow(req=tutils.treq(host="api.example.com", port=443, path=b"/v1/chat/completions", method=b"POST", content=sent), resp=False)
+        a.request(flow)
+        flow.response = tutils.tresp(status_code=200, content=b"{}")
+        a.response(flow)
+        assert flow.metadata["normalize"]["request_original"] == sent
+        meta = contentviews.Metadata(flow=flow, http_message=flow.request, content_type="application/json")
+        view = views.RequestView()
+        assert view.render_priority(flow.request.content, meta) == 2
+        text = view.prettify(flow.request.content, meta)
+        assert text == 'The client sent:\n{\n  "model": "gpt-4o",\n  "messages": []\n}\n\nThe addon sent upstream:\n{\n  "model": "meta/llama",\n  "messages": []\n}\n'
+        untouched = tflow.tflow(resp=True)
+        other = contentviews.Metadata(flow=untouched, http_message=untouched.request, content_type="application/json")
+        assert view.render_priority(b"{}", other) == -1

@@ -43,6 +43,10 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", ends_with("chat", "completions"), CHAT),
     Route("GET", ends_with("models"), MODELS),
     Route("GET", within("models"), MODEL),
+    # the Responses bridge
+    # the Messages bridge
+    # embeddings
+    # the addon's own health check
 )
 OTHER = Route("*", lambda components: True, FALLBACK)
 

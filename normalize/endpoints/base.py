@@ -125,6 +125,10 @@ class Transducer(Protocol):
 class Shared:
     """State that outlives one flow, owned by the addon and handed to every exchange."""
 
+    # -- the Responses bridge
+
+    # -- profiles: learned parameters, pacing
+
 
 @dataclass(frozen=True)
 class Env:

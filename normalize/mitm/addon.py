@@ -58,11 +58,14 @@ class Normalize:
         if state is None or flow.response is not None or not flow.live:
             return
         env = Env(self.settings, profile_for(flow.request.host), state.label, self.shared)
-        exchange = state.exchange = state.route.endpoint.open(self.client_request(flow), env)
+        request = self.client_request(flow)
+        exchange = state.exchange = state.route.endpoint.open(request, env)
         if exchange.answer is not None:
             state.answered = True
             answer(flow, exchange.answer)
         elif exchange.forward is not None:
+            if exchange.forward.body is not None and request.body is not None and self.settings.keep_bytes:
+                state.request_original = request.body[: self.settings.keep_bytes]
             forward(flow, exchange.forward)
 
     def client_request(self, flow: http.HTTPFlow) -> Request:
@@ -118,12 +121,8 @@ class Normalize:
         if exchange is None:
             return
         keep = self.settings.keep_bytes
-        if state.rewriter is not None:
-            repairs = exchange.repairs + state.rewriter.transducer.repairs
-            record(flow, repairs, verb=exchange.verb, keep_bytes=keep, rewriter=state.rewriter)
-            return
-        if state.answered:
-            record(flow, exchange.repairs, verb=exchange.verb, keep_bytes=keep)
+        if state.rewriter is not None or state.answered:
+            record(flow, state, keep)
             return
         if response.stream:
             return  # passed through (an encoding we do not decode)
@@ -136,7 +135,7 @@ class Normalize:
         if isinstance(result, Reply):
             replace(response, result)
         if result is not None or exchange.repairs:
-            record(flow, exchange.repairs, verb=exchange.verb, keep_bytes=keep, original=body)
+            record(flow, state, keep, original=body)
 
     def error(self, flow: http.HTTPFlow) -> None:
         # A client or upstream went away (mid-stream, too): no response hook will come.

@@ -3,7 +3,8 @@
 Contract: `record(...)` writes what was repaired where people look: the flow's
 comment (the summary line), `flow.metadata["normalize"]` (a counter per
 repair, the event count, time to first byte, and capped copies of the
-upstream's original body), the rewritten stream as the response body (capped;
+upstream's original body and of the client's request as it was sent before
+the addon rewrote it), the rewritten stream as the response body (capped;
 mitmproxy keeps none for a streamed body), and one log line. `redact(flow)`
 replaces API keys in the stored request headers. Neither ever writes a
 request header or body to the log.
@@ -12,15 +13,15 @@ request header or body to the log.
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mitmproxy import http
 
-from ..repairs import Repair
 from ..views.capped import CappedBuffer
 from ..views.summary import describe
-from .streaming import StreamRewriter
+
+if TYPE_CHECKING:
+    from .state import FlowState
 
 log = logging.getLogger("normalize")
 
@@ -34,20 +35,17 @@ def label(flow: http.HTTPFlow) -> str:
     return f"{flow.request.method} {flow.request.pretty_host}{flow.request.path.partition('?')[0]}"
 
 
-def record(
-    flow: http.HTTPFlow,
-    repairs: Counter[Repair],
-    *,
-    verb: str,
-    keep_bytes: int,
-    rewriter: StreamRewriter | None = None,
-    original: bytes | None = None,
-) -> None:
-    assert flow.response is not None
+def record(flow: http.HTTPFlow, state: FlowState, keep_bytes: int, original: bytes | None = None) -> None:
+    """`original` is the upstream's whole body before the exchange rewrote it."""
+    assert flow.response is not None and state.exchange is not None
+    exchange, rewriter = state.exchange, state.rewriter
     transducer = rewriter.transducer if rewriter else None
+    repairs = exchange.repairs + transducer.repairs if transducer else exchange.repairs
     events = transducer.events if transducer else None
-    summary = describe(repairs, events, verb)
+    summary = describe(repairs, events, exchange.verb)
     info: dict[str, Any] = {"repairs": dict(sorted(repairs.items())), "summary": summary}
+    if state.request_original is not None:
+        info["request_original"] = state.request_original
     if rewriter is not None and transducer is not None:
         info.update(
             events=events,

@@ -26,6 +26,7 @@ class FlowState:
     exchange: Exchange | None = None  # set at the request, when the body is there
     rewriter: StreamRewriter | None = None  # set at the response headers, for a streamed body
     answered: bool = False  # the addon answered the request itself
+    request_original: bytes | None = None  # the client's body, when the addon sent another (capped)
 
 
 def attach(flow: http.HTTPFlow, state: FlowState) -> FlowState:

@@ -7,6 +7,7 @@ from mitmproxy import contentviews, http
 from ..views.assembled import assembled_view
 from ..views.diff import before_after_view
 from ..views.sse import sse_view
+from ..views.text import json_text
 
 
 def touched_response(metadata: contentviews.Metadata) -> bool:
@@ -60,7 +61,30 @@ class BeforeAfterView(contentviews.Contentview):
         return -1  # chosen by name only
 
 
-VIEWS = (AssembledView(), SSEView(), BeforeAfterView())
+class RequestView(contentviews.Contentview):
+    """The client's request as it sent it, beside the one the addon sent upstream."""
+
+    name = "OpenAI request before-after"
+
+    def prettify(self, data: bytes, metadata: contentviews.Metadata) -> str:
+        flow = metadata.flow
+        info = flow.metadata.get("normalize", {}) if isinstance(flow, http.HTTPFlow) else {}
+        original = info.get("request_original")
+        if original is None:
+            return "The addon sent this request upstream as the client sent it.\n\n" + json_text(data)
+        return "The client sent:\n" + json_text(original) + "\nThe addon sent upstream:\n" + json_text(data)
+
+    def render_priority(self, data: bytes, metadata: contentviews.Metadata) -> float:
+        flow = metadata.flow
+        rewritten = (
+            isinstance(flow, http.HTTPFlow)
+            and "request_original" in flow.metadata.get("normalize", {})
+            and metadata.http_message is flow.request
+        )
+        return 2 if rewritten else -1
+
+
+VIEWS = (AssembledView(), SSEView(), BeforeAfterView(), RequestView())
 
 
 def register() -> None:

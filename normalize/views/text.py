@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ..wire.jsonio import NotJSON, dump, loads
+from ..wire.jsonio import NotJSON, dump, dump_pretty, loads
 
 log = logging.getLogger(__name__)
 
@@ -92,3 +92,13 @@ def raw_text(raw: bytes) -> str:
     if len(raw) > limit:
         return cut(text) if len(text) > MAX_LINE_CHARS else f"{text} … (+{len(raw) - limit} bytes)"
     return cut(text)
+
+
+@safe
+def json_text(data: bytes) -> str:
+    """A JSON body indented for reading, or the bytes as text when it is not JSON."""
+    data = as_bytes(data)
+    ok, obj = loads_ok(data)
+    if not ok:
+        return raw_text(data) + "\n"
+    return dump_pretty(obj).decode("utf-8")

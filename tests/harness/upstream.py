@@ -16,6 +16,10 @@ said (each chunk is sync-flushed, so it stays decodable as it arrives) and adds
 `ABORT` in the chunk list resets the connection right there (RST, no end of
 body), as an upstream that dies mid-stream does.
 
+`respond(method, path, fn)` registers a function of the recorded request that
+returns the `Reply` to send, for tests where the reply depends on what was
+asked (an agent's second turn carries its tool's result).
+
 A `threading.Event` in the chunk list is a gate: the server waits for the test
 to set it before sending what follows (bounded by `gate_timeout`; on timeout the
 connection is aborted and the failure is recorded in `errors`). A test sets the
@@ -31,7 +35,7 @@ import socket
 import ssl
 import threading
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -43,6 +47,7 @@ __all__ = [
     "Gate",
     "RecordedRequest",
     "Reply",
+    "Responder",
     "ScriptedUpstream",
     "make_self_signed_cert",
 ]
@@ -90,9 +95,12 @@ class RecordedRequest:
         return [v for k, v in self.headers if k.lower() == name]
 
 
+Responder = Callable[["RecordedRequest"], Reply]
+
+
 @dataclass
 class _State:
-    replies: dict[tuple[str, str], Reply] = field(default_factory=dict)
+    replies: dict[tuple[str, str], Reply | Responder] = field(default_factory=dict)
     requests: list[RecordedRequest] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -154,6 +162,14 @@ class _Handler(BaseHTTPRequestHandler):
             reply = state.replies.get((self.command, path))
             if reply is None:
                 reply = state.replies.get((self.command, path.split("?", 1)[0]))
+            recorded = state.requests[-1]
+        if callable(reply):
+            try:
+                reply = reply(recorded)
+            except Exception:
+                with state.lock:
+                    state.errors.append(f"handler error in the responder for {self.command} {path}")
+                raise
         if reply is None:
             reply = Reply(
                 status=404,
@@ -409,6 +425,13 @@ class ScriptedUpstream:
         with self._state.lock:
             self._state.replies[(method.upper(), path)] = r
         return r
+
+    def respond(self, method: str, path: str, responder: Responder) -> None:
+        """Registers (replacing) a function that picks the reply for each `method path`
+        request from what was asked (a multi-turn agent: a tool call first, then the
+        answer once the tool's result comes back)."""
+        with self._state.lock:
+            self._state.replies[(method.upper(), path)] = responder
 
     def reset(self) -> None:
         """Forgets replies, recorded requests and errors."""
