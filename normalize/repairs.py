@@ -120,6 +120,21 @@ class Repair(enum.StrEnum):
     # -- the Messages bridge (endpoints/messages/) ----------------------------
 
     # -- NIM's request validation, reasoning, embeddings, pacing (profiles/) ---
+    # reasoning (endpoints/chat/think.py)
+    think_tags_in_content = "think_tags_in_content", "{n} chunk{s} of <think> reasoning sent as reasoning_content"
+    think_open_tag_missing = "think_open_tag_missing", "reply began inside reasoning with no <think>"
+    reasoning_in_separate_field = "reasoning_in_separate_field", "{n} reasoning chunk{s} folded into content as <think>"
+    think_tags_in_history = "think_tags_in_history", "{n} folded <think> block{s} in history sent back as reasoning_content"
+    # embeddings (endpoints/embeddings.py)
+    embedding_input_type_missing = "embedding_input_type_missing", "input_type added"
+    embedding_truncate_missing = "embedding_truncate_missing", "truncate added"
+    embedding_dimensions_rejected = "embedding_dimensions_rejected", "dimensions dropped (the model rejects it)"
+    embedding_dimensions_unsupported = "embedding_dimensions_unsupported", "dimensions rejected: dropped for this model from now on"
+    embedding_floats_for_base64 = "embedding_floats_for_base64", "{n} float embedding{s} encoded as the base64 asked for"
+    embedding_list_object_missing = "embedding_list_object_missing", 'object "list" added to the embedding list'
+    embedding_object_missing = "embedding_object_missing", 'object "embedding" added to {n} embedding{s}'
+    embedding_index_missing = "embedding_index_missing", "{n} missing embedding index{es} added"
+    embedding_usage_missing = "embedding_usage_missing", "usage added to the embedding list"
 
 
 def phrase(repair: str, n: int) -> str:

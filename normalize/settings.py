@@ -30,6 +30,10 @@ class Settings:
     # -- the bridges
 
     # -- profiles, reasoning, embeddings, pacing
+    # reasoning and embeddings (README: Reasoning, Embeddings)
+    reasoning: str = "split"  # split | fold | keep
+    embedding_input_type: str = "query"  # added when missing (profiles that want it); "" adds none
+    embedding_truncate: str = "END"  # likewise
 
     def targets(self, host: str, port: int) -> bool:
         host = host.lower().strip("[]")

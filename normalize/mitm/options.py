@@ -81,6 +81,15 @@ def at_least_one(value: int) -> int:
     return value
 
 
+def one_of(*choices: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"{value!r} is not one of {', '.join(repr(c) for c in choices)}")
+        return value
+
+    return parse
+
+
 OPTIONS: tuple[Option, ...] = (
     Option(
         "normalize_hosts",
@@ -149,6 +158,31 @@ OPTIONS: tuple[Option, ...] = (
         True,
         "Replace the authorization, api-key, x-api-key and x-goog-api-key request headers of rewritten "
         "flows with [redacted] in the stored copy (mitmweb, saved flows) once the request has gone upstream.",
+    ),
+    # -- reasoning and embeddings
+    Option(
+        "normalize_reasoning",
+        str,
+        "split",
+        "Reasoning in chat replies: split (<think>...</think> in content sent as reasoning_content), "
+        "fold (reasoning_content sent as <think>...</think> at the start of content, for clients that "
+        "show only content), or keep (as the upstream sent it).",
+        one_of("split", "fold", "keep"),
+    ),
+    Option(
+        "normalize_embedding_input_type",
+        str,
+        "query",
+        "input_type added to embedding requests that have none, for upstreams whose asymmetric models "
+        "require it (NIM): query or passage; empty adds none.",
+        one_of("query", "passage", ""),
+    ),
+    Option(
+        "normalize_embedding_truncate",
+        str,
+        "END",
+        "truncate added to embedding requests that have none, for upstreams that take it (NIM): END, START or NONE; empty adds none.",
+        one_of("END", "START", "NONE", ""),
     ),
 )
 # Which Settings field each option fills.

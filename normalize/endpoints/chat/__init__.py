@@ -6,7 +6,9 @@ request.py); the exchange streams a success that is an event stream, or that
 the client asked to stream (exo labels its streams application/json),
 through `ChatStream`, and rewrites a whole reply: errors in OpenAI's shape,
 an error sent with status 200 as the error it is, a chat.completion as
-OpenAI's (completion.py).
+OpenAI's (completion.py). Reasoning is split out of content or folded into
+it (`normalize_reasoning`, think.py); in `fold` mode the client's history gets
+its reasoning back as reasoning_content.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ...profiles.thinking import OPENS_INSIDE
 from ...repairs import Repair
 from ...wire.body import parse_json_body
 from ...wire.jsonio import dump
@@ -23,6 +26,7 @@ from .completion import rewrite_completion
 from .options import Options
 from .request import rewrite_request
 from .stream import ChatStream
+from .think import FOLD, SPLIT, unfold_history
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,7 @@ class ChatExchange(Exchange):
         self.include_usage = False  # ... and stream_options.include_usage: true
         self.model: str | None = None  # the model sent upstream
         self.alias: str | None = None  # the alias the client asked for, reported back
+        self.opens_inside = False  # the reply starts inside reasoning, with no <think> (think.py)
 
     def read_request(self, body: dict[str, Any]) -> dict[str, Any]:
         """The body to send upstream; remembers what the reply needs to know."""
@@ -50,7 +55,19 @@ class ChatExchange(Exchange):
         self.include_usage = isinstance(options, dict) and options.get("include_usage") is True
         self.model = new.get("model") if isinstance(new.get("model"), str) else None
         self.alias = alias
-        return new
+        return self.reasoning(new)
+
+    def reasoning(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Whether the reply will start inside reasoning; in `fold` mode, history unfolded."""
+        mode = self.env.settings.reasoning
+        family = self.env.profile.thinking_for(self.model)
+        self.opens_inside = mode == SPLIT and family is not None and family.reply == OPENS_INSIDE and not family.switched_off(body)
+        if mode == FOLD:
+            return unfold_history(body, self.note)
+        return body
+
+    def note(self, repair: Repair) -> None:
+        self.repairs[repair] += 1
 
     def options(self) -> Options:
         settings = self.env.settings
@@ -60,6 +77,8 @@ class ChatExchange(Exchange):
             include_usage=self.include_usage,
             max_event_bytes=settings.max_event_bytes,
             hold_limit=self.env.profile.hold_limit,
+            reasoning=settings.reasoning,
+            opens_inside=self.opens_inside,
             label=self.env.label,
         )
 

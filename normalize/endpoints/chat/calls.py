@@ -16,6 +16,7 @@ from typing import Any
 
 from ...repairs import Repair
 from .fields import FieldRules, is_int
+from .think import ThinkState
 
 # Top-level keys that alone do not make a chunk worth sending.
 BOOKKEEPING = frozenset({"id", "object", "created", "model", "system_fingerprint", "choices"})
@@ -30,6 +31,9 @@ class ChoiceState:
     call_by_id: dict[str, int] = field(default_factory=dict)
     call_by_upstream_index: dict[int, int] = field(default_factory=dict)
     calls_sent: list[dict[str, str]] = field(default_factory=list)
+    # Reasoning (think.py): where the content is, for `split`; whether folded reasoning is open, for `fold`.
+    think: ThinkState | None = None
+    fold: int = 0
 
     @property
     def saw_tool_calls(self) -> bool:

@@ -28,6 +28,7 @@ from ...wire.jsonio import dump
 from .calls import BOOKKEEPING, CHOICE_BOOKKEEPING, CallRules, ChoiceState, LateNames
 from .fields import CHOICE_NULLS, is_int
 from .options import Options
+from .think import KEEP, ReasoningRules
 
 CHUNK = "chat.completion.chunk"
 
@@ -40,6 +41,7 @@ class StreamState:
     choices: dict[int, ChoiceState] = field(default_factory=dict)
     usage: Any = None  # the latest usage seen, sent at the end when the client asked
     usage_chunk: dict[str, Any] | None = None  # the upstream's own usage chunk, if it sent one
+    epoch: int = 0  # grows when a reasoning rule's state changes (the fast path then forgets)
 
 
 def looks_like_chunk(obj: dict[str, Any]) -> bool:
@@ -52,11 +54,21 @@ class ChunkRules(CallRules):
         super().__init__(options, repairs)
         self.state = StreamState()
         self.late_names = LateNames(self, options.hold_limit)
+        reasoning = options.reasoning
+        self.reasoning = None if reasoning == KEEP else ReasoningRules(self, reasoning, options.opens_inside)
 
     @property
     def holding(self) -> bool:
-        """Chunks are held back (a tool call waits for its name)."""
-        return bool(self.late_names.held)
+        """Chunks or text are held back (a tool call waits for its name, or a tag may be cut)."""
+        return bool(self.late_names.held) or (self.reasoning is not None and self.reasoning.holding)
+
+    @property
+    def epoch(self) -> int:
+        return self.state.epoch
+
+    def tags_matter(self) -> bool:
+        """A `<` in choice 0's content could be part of a reasoning tag (think.py)."""
+        return self.reasoning is not None and self.reasoning.tags_matter()
 
     def started(self, index: int) -> bool:
         """Choice `index` has had its first chunk."""
@@ -64,11 +76,15 @@ class ChunkRules(CallRules):
         return choice is not None and choice.started
 
     def chunks(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
-        return self.late_names.chunks(self.rewrite(chunk))
+        out = self.rewrite(chunk)
+        if self.reasoning is None:
+            return self.late_names.chunks(out)
+        return [c for piece in self.reasoning.chunks(out) for c in self.late_names.chunks(piece)]
 
     def release(self) -> list[dict[str, Any]]:
-        """Held chunks, to be sent before whatever ends the stream."""
-        return self.late_names.release()
+        """Held chunks and text, to be sent before whatever ends the stream."""
+        held = self.late_names.release()
+        return held if self.reasoning is None else held + self.reasoning.release()
 
     def preview(self, chunk: dict[str, Any]) -> tuple[dict[str, Any], Counter[Repair]] | None:
         """What `rewrite` would make of `chunk` and count, when that changes nothing the
@@ -77,6 +93,9 @@ class ChunkRules(CallRules):
         self.state, self.repairs = copy.deepcopy(before), Counter()
         try:
             out = self.rewrite(chunk)
+            if out is not None and self.reasoning is not None:
+                outs = self.reasoning.chunks(out)
+                out = outs[0] if len(outs) == 1 else None
             if out is None or self.state != before:
                 return None
             return out, self.repairs

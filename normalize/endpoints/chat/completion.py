@@ -14,7 +14,8 @@ and a non-null `finish_reason` (the reply is over, so OpenAI always names
 why). `content` is a string, or null only beside tool calls (as OpenAI sends
 it). Every tool call has an `id`, `type` and string `arguments`. Other nulls
 are dropped, except `logprobs` on a choice and `refusal` in a message, which
-OpenAI itself sends as null. Unknown keys pass through.
+OpenAI itself sends as null. Unknown keys pass through. Reasoning in the
+message is split out of content, or folded into it, as in a stream (think.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ...repairs import Repair
 from .chunks import CHUNK
 from .fields import CHOICE_NULLS, FieldRules
 from .options import Options
+from .think import FOLD, SPLIT, fold_message, split_message
 
 COMPLETION = "chat.completion"
 # Message keys OpenAI itself sends as null; every other null is dropped.
@@ -102,7 +104,15 @@ class CompletionRules(FieldRules):
             "content": self.content_null(message, has_tool_calls(calls)),
         }
         replace = {"tool_calls": calls} if calls is not None else None
-        return self.keep_rest(message, out, replace=replace, nulls_kept=MESSAGE_NULLS)
+        return self.reasoning(self.keep_rest(message, out, replace=replace, nulls_kept=MESSAGE_NULLS))
+
+    def reasoning(self, message: dict[str, Any]) -> dict[str, Any]:
+        mode = self.options.reasoning
+        if mode == SPLIT:
+            return split_message(message, self.options.opens_inside, self.note)
+        if mode == FOLD:
+            return fold_message(message, self.note)
+        return message
 
     def message_missing(self, choice: dict[str, Any]) -> dict[str, Any]:
         message = choice.get("message")

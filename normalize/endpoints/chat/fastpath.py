@@ -12,6 +12,15 @@ one canonical JSON string in valid UTF-8 (so splicing it changes nothing),
 and returns the sink's bytes for it. Both paths give the same bytes; the
 property tests hold them to it. Repairs a template stands for are counted per
 use (`repairs`).
+
+Reasoning (think.py) makes a text chunk's rewrite depend on where the choice
+is: inside a `<think>` block content becomes reasoning_content, after it stays
+content. So the templates hold only while that state stays as it was when
+they were learnt: the stream drops them (`reset`) whenever the rules' `epoch`
+moves, and no text is spliced while the rules hold a cut tag (the stream's
+`holding` check). Where a tag could still open or close, a template splices
+no text holding `<` (`guard`), since only such a text could hold a tag; a `>`
+alone cannot, since a cut tag's start is held and held text stops splicing.
 """
 
 from __future__ import annotations
@@ -52,6 +61,7 @@ class Template:
     tail: bytes  # ... and after it, with the blank line
     key: str  # the delta key the text is under
     repairs: Counter[Repair]  # what the rules repair in one such chunk
+    guard: bool = False  # a text with `<` could hold a reasoning tag: not spliced
     # How the sink writes one: the bytes before and after the text, or a function of it.
     prefix: bytes = b""
     suffix: bytes = b""
@@ -68,6 +78,7 @@ class Template:
 class FastPath:
     templates: list[Template] = field(default_factory=list)
     budget: int = LEARNING_BUDGET
+    dropped_uses: int = 0  # uses of templates dropped by `reset`
 
     @property
     def learning(self) -> bool:
@@ -75,7 +86,7 @@ class FastPath:
 
     @property
     def uses(self) -> int:
-        return sum(t.uses for t in self.templates)
+        return self.dropped_uses + sum(t.uses for t in self.templates)
 
     def repairs(self) -> Counter[Repair]:
         """The repairs the templates in use stand for, times their uses."""
@@ -94,6 +105,8 @@ class FastPath:
             if event.startswith(template.head) and event.endswith(template.tail):
                 text = event[template.start : len(event) - template.end]
                 if text in SAFE_TEXTS or safe_to_splice(text):
+                    if template.guard and b"<" in text:
+                        return None
                     write = template.write
                     out = template.prefix + text + template.suffix if write is None else write(text)
                     if out is not None:
@@ -127,7 +140,7 @@ class FastPath:
             learned = sink.learn(probe_out, _PROBE, text, written)
             if learned is None:
                 return Counter()
-            template = Template(b"data: " + prefix, suffix + b"\n\n", key, repairs)
+            template = Template(b"data: " + prefix, suffix + b"\n\n", key, repairs, rules.tags_matter())
             if callable(learned):
                 template.write = learned
             else:
@@ -137,6 +150,13 @@ class FastPath:
                 return self._retire(self.templates.pop())
             return Counter()
         return Counter()
+
+    def reset(self) -> Counter[Repair]:
+        """Drops every template (the rules' state moved); returns the repairs they stood for."""
+        total: Counter[Repair] = self.repairs()
+        self.dropped_uses += sum(t.uses for t in self.templates)
+        self.templates = []
+        return total
 
     def _retire(self, template: Template) -> Counter[Repair]:
         if not template.uses:

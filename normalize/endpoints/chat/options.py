@@ -28,6 +28,10 @@ class Options:
     fast_path: bool = True
     # Chunks held while a tool call waits for its late name (vLLM); from the upstream's profile.
     hold_limit: int = HOLD_LIMIT
+    # Reasoning (think.py): split, fold or keep; and whether the reply starts inside reasoning
+    # with no <think> (the model's family says so, and the request did not switch it off).
+    reasoning: str = "split"
+    opens_inside: bool = False
     # Names the stream in log lines (method, host and path; never headers or bodies).
     label: str = "stream"
     # Injected so tests can pin what is otherwise random or time-dependent.

@@ -72,6 +72,7 @@ class ChatStream:
         self._truncated = False  # the upstream stopped inside an event
         self._warned: set[str] = set()
         self._head = bytearray()  # SNIFFING and JSON_BODY: what came so far
+        self._epoch = 0  # the rules' epoch the fast path's templates were learnt in
 
     @property
     def phase(self) -> Phase:
@@ -331,6 +332,9 @@ class ChatStream:
             return self._after_end()
         out = self.sink.chunks(self._rules.chunks(chunk), fields)
         self._spliceable = self._phase is _EVENTS and not self._rules.holding
+        if self._rules.epoch != self._epoch:
+            self._epoch = self._rules.epoch  # reasoning state moved: the templates no longer hold
+            self._repairs.update(self._fast.reset())
         return out
 
     def _after_end(self) -> bytes:
