@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from .base import Endpoint
 from .chat import CHAT
+from .embeddings import EMBEDDINGS
 from .fallback import FALLBACK
 from .models import MODEL, MODELS
 
@@ -45,7 +46,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", within("models"), MODEL),
     # the Responses bridge
     # the Messages bridge
-    # embeddings
+    Route("POST", ends_with("embeddings"), EMBEDDINGS),
     # the addon's own health check
 )
 OTHER = Route("*", lambda components: True, FALLBACK)

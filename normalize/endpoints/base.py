@@ -129,6 +129,9 @@ class Shared:
 
     # -- profiles: learned parameters, pacing
 
+    # -- embeddings: (profile name, model) whose model rejected `dimensions` (embeddings.py)
+    dimensions_rejected: set[tuple[str, str]] = field(default_factory=set)
+
 
 @dataclass(frozen=True)
 class Env:
