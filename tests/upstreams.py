@@ -406,6 +406,65 @@ def nim_stream_options_without_stream():
     )
 
 
+# --------------------------------------------------------------------------- NIM: reasoning inside content
+
+NIM_R1 = "deepseek-ai/deepseek-r1"
+R1_REASONING = "\nOkay, the user says hi. I should greet back.\n"
+R1_TEXT = "\n\nHello! How can I help you today?"
+
+
+@fixture("NVIDIA NIM (DeepSeek-R1)")
+def nim_think_tags_in_content():
+    """agents-and-nim-2026.md "How reasoning is switched on": DeepSeek-R1 on NIM writes
+    its reasoning inside `content` as `<think>…</think>` (lobehub/lobehub #5868;
+    Nemotron on NIM too, danny-avila/LibreChat #8410), one token per chunk, so the
+    tags arrive cut (`<th` + `ink>`). Clients show the tags and the reasoning as
+    the answer; the addon sends the block as reasoning_content."""
+    pieces = ["<th", "ink>", "\nOkay", ", the user says hi.", " I should greet back.\n</", "think>",
+              "\n\nHello!", " How can I help you", " today?"]
+    chunks = [sse(nim_chunk({"role": "assistant"}, model=NIM_R1))]
+    chunks += [sse(nim_chunk({"content": piece}, model=NIM_R1)) for piece in pieces]
+    chunks += [sse(nim_chunk({}, finish_reason="stop", model=NIM_R1)), DONE]
+    return (
+        stream_reply(*chunks),
+        ClientRequest(NIM_R1),
+        Expected(text=R1_TEXT, reasoning=R1_REASONING, finish_reason="stop"),
+    )
+
+
+NIM_ULTRA = "nvidia/llama-3.1-nemotron-ultra-253b-v1"
+
+
+@fixture("NVIDIA NIM (Nemotron, detailed thinking on)")
+def nim_think_tags_in_content_nonstream():
+    """agents-and-nim-2026.md: Nemotron-Ultra with the system prompt "detailed thinking
+    on" answers with `<think>…</think>` at the start of `content`
+    (danny-avila/LibreChat #8410; NIM docs, reasoning-model.html); a whole reply
+    here. The addon sends the block as the message's reasoning_content."""
+    completion = {
+        "id": "chatcmpl-nim-5d1c",
+        "object": "chat.completion",
+        "created": 1754000200,
+        "model": NIM_ULTRA,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "<think>" + R1_REASONING + "</think>" + R1_TEXT,
+                            "reasoning_content": None, "tool_calls": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 14, "total_tokens": 40, "completion_tokens": 26},
+    }
+    return (
+        UpstreamReply(200, JSON, (compact(completion),)),
+        ClientRequest(NIM_ULTRA, stream=False),
+        Expected(text=R1_TEXT, reasoning=R1_REASONING, finish_reason="stop",
+                 usage={"prompt_tokens": 14, "total_tokens": 40, "completion_tokens": 26}),
+    )
+
+
 # =========================================================================== Hugging Face TGI
 
 TGI_MODEL = "meta-llama/Llama-3.1-8B-Instruct"

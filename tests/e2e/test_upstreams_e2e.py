@@ -130,6 +130,18 @@ def test_nim_stream_options_without_stream(rig) -> None:
     check(rig, U.nim_stream_options_without_stream)
 
 
+def test_nim_think_tags_in_content(rig) -> None:
+    """Reasoning "\\nOkay, the user says hi. I should greet back.\\n" as reasoning_content,
+    text "\\n\\nHello! How can I help you today?", no tag left, no chunk holding only a tag."""
+    body = check(rig, U.nim_think_tags_in_content)
+    assert b"think>" not in body and b"<th" not in body
+
+
+def test_nim_think_tags_in_content_nonstream(rig) -> None:
+    """The same split in a whole reply: message.reasoning_content and content."""
+    check(rig, U.nim_think_tags_in_content_nonstream)
+
+
 # --------------------------------------------------------------------------- TGI
 
 
