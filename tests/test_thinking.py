@@ -133,3 +133,40 @@ def test_fold_sends_history_back_unfolded():
     assert sent["messages"][1] == {"role": "assistant", "content": "Hi!", "reasoning_content": "Hmm"}
     assert exchange.repairs[Repair.think_tags_in_history] == 1
     assert open_chat(body).forward is None  # split: the client's history goes as it is
+
+
+# -- the options ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "field"),
+    [
+        ("normalize_reasoning", "fold", "reasoning"),
+        ("normalize_embedding_input_type", "passage", "embedding_input_type"),
+        ("normalize_embedding_input_type", "", "embedding_input_type"),
+        ("normalize_embedding_truncate", "START", "embedding_truncate"),
+    ],
+)
+def test_reasoning_and_embedding_options(name, value, field):
+    from mitmproxy.test import taddons
+
+    from normalize.mitm import addon
+
+    a = addon.Normalize()
+    with taddons.context(a) as tctx:
+        assert (a.settings.reasoning, a.settings.embedding_input_type, a.settings.embedding_truncate) == ("split", "query", "END")
+        tctx.configure(a, **{name: value})
+        assert getattr(a.settings, field) == value
+
+
+@pytest.mark.parametrize(("name", "value"), [("normalize_reasoning", "strip"), ("normalize_embedding_input_type", "document"), ("normalize_embedding_truncate", "end")])
+def test_bad_reasoning_and_embedding_options_are_refused(name, value):
+    from mitmproxy import exceptions
+    from mitmproxy.test import taddons
+
+    from normalize.mitm import addon
+
+    a = addon.Normalize()
+    with taddons.context(a) as tctx:
+        with pytest.raises(exceptions.OptionsError, match=f"Cannot parse {name} option: '{value}' is not one of"):
+            tctx.configure(a, **{name: value})
