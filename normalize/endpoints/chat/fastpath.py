@@ -140,7 +140,8 @@ class FastPath:
             learned = sink.learn(probe_out, _PROBE, text, written)
             if learned is None:
                 return Counter()
-            template = Template(b"data: " + prefix, suffix + b"\n\n", key, repairs, rules.tags_matter())
+            guard = key == "content" and rules.tags_matter()
+            template = Template(b"data: " + prefix, suffix + b"\n\n", key, repairs, guard)
             if callable(learned):
                 template.write = learned
             else:
