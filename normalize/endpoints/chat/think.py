@@ -163,18 +163,31 @@ class ReasoningRules:
     def chunks(self, out: dict[str, Any] | None) -> list[dict[str, Any]]:
         if out is None:
             return []
-        choices = [c for c in out["choices"] if isinstance(c, dict)]
         if self.mode == FOLD:
-            for choice in choices:
-                self.fold(choice)
+            for choice in out["choices"]:
+                if isinstance(choice, dict):
+                    self.fold(choice)
             return [out]
-        before = [piece_chunk(out, choice, delta) for choice in choices for delta in self.split(choice)]
-        if said_nothing(out):
+        before: list[dict[str, Any]] = []
+        touched = False
+        choices = self.rules.state.choices
+        for choice in out["choices"]:
+            if not isinstance(choice, dict):
+                continue
+            think = choices[choice["index"]].think
+            if think is not None and think.mode == AFTER and not think.held:
+                continue  # the common case: past the block, nothing held
+            deltas = self.split(choice)
+            if deltas is not None:
+                touched = True
+                before += [piece_chunk(out, choice, delta) for delta in deltas]
+        if touched and said_nothing(out):
             return before  # it held nothing but tags, or text now held
-        return [*before, out]
+        return [*before, out] if before else [out]
 
-    def split(self, choice: dict[str, Any]) -> list[dict[str, Any]]:
-        """Rewrites one choice's delta in place; returns the deltas that must go before it."""
+    def split(self, choice: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """Rewrites one choice's delta in place; returns the deltas that must go before it
+        (None: the delta is as it came)."""
         state = self.think(choice["index"])
         delta = choice["delta"]
         content = delta.get(CONTENT)
@@ -183,7 +196,7 @@ class ReasoningRules:
             self.changed()
         if not isinstance(content, str) or not content:
             if not state.held:
-                return []
+                return None
             self.changed()
             return [{key: text} for key, text in release(state)]  # held text comes first
         before = (state.mode, state.held)
@@ -191,7 +204,7 @@ class ReasoningRules:
         if (state.mode, state.held) != before:
             self.changed()
         if pieces == [(CONTENT, content)]:
-            return []
+            return None
         self.rules.note(Repair.think_tags_in_content)
         first = "role" in delta
         others = {k: v for k, v in delta.items() if k not in (CONTENT, "role")}
