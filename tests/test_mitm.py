@@ -93,7 +93,7 @@ def test_request_asks_for_identity_encoding(normalize):
 
 
 def test_other_paths_and_hosts_are_untouched(normalize):
-    for flow in (chat_flow(host="other.example"), chat_flow(path="/v1/embeddings")):
+    for flow in (chat_flow(host="other.example"), chat_flow(path="/v1/completions")):
         flow.request.headers["accept-encoding"] = "gzip"
         through_headers(normalize, flow)
         assert flow.request.headers["accept-encoding"] == "gzip"
