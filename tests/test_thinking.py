@@ -133,6 +133,9 @@ def test_fold_sends_history_back_unfolded():
     assert sent["messages"][1] == {"role": "assistant", "content": "Hi!", "reasoning_content": "Hmm"}
     assert exchange.repairs[Repair.think_tags_in_history] == 1
     assert open_chat(body).forward is None  # split: the client's history goes as it is
+    # A model that writes <think> in its content itself gets its history back as it wrote it.
+    r1 = {**body, "model": "deepseek-ai/deepseek-r1"}
+    assert open_chat(r1, reasoning="fold").forward is None
 
 
 # -- the options ---------------------------------------------------------------------------

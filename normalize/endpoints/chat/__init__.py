@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ...profiles.thinking import OPENS_INSIDE
+from ...profiles.thinking import OPENS_INSIDE, THINK_TAGS
 from ...repairs import Repair
 from ...wire.body import parse_json_body
 from ...wire.jsonio import dump
@@ -58,11 +58,13 @@ class ChatExchange(Exchange):
         return self.reasoning(new)
 
     def reasoning(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Whether the reply will start inside reasoning; in `fold` mode, history unfolded."""
+        """Whether the reply will start inside reasoning; in `fold` mode, history unfolded
+        (but not for a model that writes its reasoning in content itself: it gets it back so)."""
         mode = self.env.settings.reasoning
         family = self.env.profile.thinking_for(self.model)
+        in_content = family is not None and family.reply in (THINK_TAGS, OPENS_INSIDE)
         self.opens_inside = mode == SPLIT and family is not None and family.reply == OPENS_INSIDE and not family.switched_off(body)
-        if mode == FOLD:
+        if mode == FOLD and not in_content:
             return unfold_history(body, self.note)
         return body
 
