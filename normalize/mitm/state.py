@@ -27,6 +27,7 @@ class FlowState:
     rewriter: StreamRewriter | None = None  # set at the response headers, for a streamed body
     answered: bool = False  # the addon answered the request itself
     request_original: bytes | None = None  # the client's body, when the addon sent another (capped)
+    pace_key: str = ""  # normalize_rate_limit's key: a short hash of host and API key, never the key
 
 
 def attach(flow: http.HTTPFlow, state: FlowState) -> FlowState:
