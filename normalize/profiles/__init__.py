@@ -118,7 +118,7 @@ def profile_for(host: str, port: int | None = None, overrides: Mapping[tuple[str
 
 def describe(profile: Profile) -> str:
     """What the profile changes, in one sentence generated from its fields (the README quotes it)."""
-    default = f" (the default for {', '.join(profile.hosts)})" if profile.hosts else ""
+    default = f" (the default for {', '.join(f'`{h}`' for h in profile.hosts)})" if profile.hosts else ""
     does: list[str] = []
     if profile.drop_params:
         does.append("removes " + ", ".join(f"`{p}`" for p in profile.drop_params) + " from chat requests")
@@ -133,7 +133,7 @@ def describe(profile: Profile) -> str:
     if profile.learns_rejected_params or profile.learns_max_tokens:
         does.append("retries a rejected request that is not streamed once, repaired")
     if not profile.renames_legacy_params:
-        does.append("keeps `max_completion_tokens` and `developer` messages as sent")
+        does.append("keeps `max_completion_tokens` and `developer` messages as sent (it knows them)")
     if not does:
-        does.append("changes no request; the reply repairs apply as everywhere")
+        does.append("changes no request (the reply repairs apply, as for every upstream)")
     return f"Profile `{profile.name}`{default}: " + "; ".join(does) + "."
