@@ -1,6 +1,7 @@
 """Pacing: the window arithmetic (no clock: times are passed in), and the hold on the event loop."""
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -139,3 +140,60 @@ def test_upstream_retry_after_pauses_the_key():
         assert await pace.hold("other") < 0.05
 
     asyncio.run(main())
+
+
+def test_client_gone_takes_no_turn():
+    async def main():
+        pace = Pace()
+        pace.configure(RateLimit(1, 60.0))
+        assert await pace.hold("k") is not None
+        assert await pace.hold("k", lambda: True) is not None  # let go at once, no turn taken
+        assert len(pace.pacer.sends["k"]) == 1
+
+    asyncio.run(main())
+
+
+# -- the hook ----------------------------------------------------------------------
+
+from mitmproxy.test import taddons, tflow, tutils  # noqa: E402
+
+from normalize.mitm import addon  # noqa: E402
+
+
+def chat_flow(key="nvapi-a"):
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "Hi"}]}).encode()
+    flow = tflow.tflow(req=tutils.treq(host="api.example.com", port=443, path="/v1/chat/completions", method=b"POST",
+                                       content=body, headers=((b"authorization", f"Bearer {key}".encode()),)))
+    flow.client_conn.timestamp_end = None  # the client is still there
+    return flow
+
+
+def test_request_hook_waits_only_when_pacing():
+    a = addon.Normalize()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, normalize_hosts=["api.example.com"])
+        assert a.request(chat_flow()) is None  # nothing to wait for: a plain hook
+        tctx.configure(a, normalize_rate_limit="5/s")
+        waiting = a.request(chat_flow())
+        assert asyncio.iscoroutine(waiting)
+        assert asyncio.run(waiting) is True
+
+
+def test_wait_too_long_is_answered_429(monkeypatch):
+    monkeypatch.setattr("normalize.mitm.pace.MAX_WAIT", 0.05)
+    a = addon.Normalize()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, normalize_hosts=["api.example.com"], normalize_rate_limit="1/60s")
+
+        async def main():
+            first, second = chat_flow(), chat_flow()
+            assert await a.request(first) is True and first.response is None
+            assert await a.request(second) is False
+            return second
+
+        flow = asyncio.run(main())
+        assert flow.response.status_code == 429
+        assert flow.response.headers["retry-after"] == "60"
+        assert json.loads(flow.response.content)["error"]["code"] == "rate_limit_exceeded"
+        a.response(flow)
+        assert flow.comment == "normalized: answered 429: the wait for normalize_rate_limit was too long"

@@ -234,3 +234,16 @@ def test_learned_is_bounded():
         learned.reject("h", f"m{i}", ["x"])
     assert len(learned.models) == MAX_MODELS
     assert learned.get("h", "m0") is None and learned.get("h", f"m{MAX_MODELS + 9}") is not None
+
+
+def test_max_tokens_default_under_the_name_the_upstream_takes():
+    # OpenAI's o-series reject `max_tokens`: with the openai profile the default goes as max_completion_tokens.
+    assert exchange({"model": "o3", "messages": MESSAGES}, profile=PROFILES["openai"], default_max_tokens=100).sent == {
+        "model": "o3", "messages": MESSAGES, "max_completion_tokens": 100}
+    assert exchange({"model": "m", "messages": MESSAGES}, default_max_tokens=100).sent["max_tokens"] == 100
+
+
+def test_openai_profile_keeps_newer_names():
+    body = {"model": "o3", "messages": [{"role": "developer", "content": "x"}], "max_completion_tokens": 5}
+    assert exchange(body, profile=PROFILES["openai"]).forward is None
+    assert json.loads(exchange(body, profile=GENERIC).forward.body)["max_tokens"] == 5

@@ -88,7 +88,7 @@ class Normalize:
 
     async def hold(self, flow: http.HTTPFlow, state: FlowState, exchange: Exchange) -> bool:
         """Waits until normalize_rate_limit lets this request go; answers 429 if that is too long."""
-        held = await self.pace.hold(state.pace_key)
+        held = await self.pace.hold(state.pace_key, lambda: flow.client_conn.timestamp_end is not None)
         if held is None:
             state.answered = True
             exchange.repairs[Repair.rate_limit_exceeded_wait] += 1

@@ -1,8 +1,8 @@
 """The wait behind `normalize_rate_limit`: requests held on the event loop until their key's window has room.
 
 Contract: `Pace.configure(limit)` starts (or stops, with None) pacing;
-`await pace.hold(key)` returns once a request of `key` may go upstream, and
-how long it waited, or None when that would take longer than `MAX_WAIT` (the
+`await pace.hold(key, gone)` returns once a request of `key` may go upstream
+(or its client has gone), and how long it waited, or None when that would take longer than `MAX_WAIT` (the
 caller answers 429 instead); `pace.retry_after(key, value)` pauses the key
 for what an upstream's 429 asked. Requests of one key go in the order they
 came (an asyncio.Lock per key, released in FIFO order); only the first of
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 
 from ..endpoints.base import Reply
 from ..endpoints.errors import openai_error
@@ -36,7 +37,9 @@ class Pace:
     def on(self) -> bool:
         return self.pacer is not None
 
-    async def hold(self, key: str) -> float | None:
+    async def hold(self, key: str, gone: Callable[[], bool] = lambda: False) -> float | None:
+        """`gone()` says the client has left: its request is let go at once and takes no turn
+        (mitmproxy does not send a request whose client has gone)."""
         pacer = self.pacer
         if pacer is None:
             return 0.0
@@ -46,9 +49,10 @@ class Pace:
         try:
             async with asyncio.timeout(MAX_WAIT):
                 async with lock:
-                    while (wait := pacer.delay(key, time.monotonic())) > 0:
+                    while not gone() and (wait := pacer.delay(key, time.monotonic())) > 0:
                         await asyncio.sleep(wait)
-                    pacer.sent(key, time.monotonic())
+                    if not gone():
+                        pacer.sent(key, time.monotonic())
         except TimeoutError:
             return None
         finally:

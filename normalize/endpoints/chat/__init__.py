@@ -49,15 +49,16 @@ class ChatExchange(Exchange):
     def read_request(self, body: dict[str, Any]) -> dict[str, Any]:
         """The body to send upstream; remembers what the reply needs to know."""
         settings, profile = self.env.settings, self.env.profile
+        legacy = settings.legacy_params and profile.renames_legacy_params
         new, repairs, alias = rewrite_request(
             body,
             model_map=settings.model_map,
             drop_params=settings.drop_params,
-            rename_legacy=settings.legacy_params and profile.renames_legacy_params,
+            rename_legacy=legacy,
         )
         model = new.get("model") if isinstance(new.get("model"), str) else None
         learned = self.env.shared.learned.get(self.env.host, model)
-        fit_request(new, Fit(profile, learned, settings.default_max_tokens), repairs)
+        fit_request(new, Fit(profile, learned, settings.default_max_tokens, legacy), repairs)
         self.repairs.update(repairs)
         self.sent = new
         options = body.get("stream_options")
@@ -90,7 +91,7 @@ class ChatExchange(Exchange):
 
     def whole(self, head: Head, body: bytes) -> Reply | Unchanged | None:
         if head.status >= 400:
-            return self.rejected(head, body)
+            return self.error(head, body)
         if not head.ok:
             return None
         obj = parse_json_body(body)
@@ -115,9 +116,10 @@ class ChatExchange(Exchange):
 
     # -- what a rejection teaches ------------------------------------------------
 
-    def rejected(self, head: Head, body: bytes) -> Reply | Unchanged:
+    def error(self, head: Head, body: bytes) -> Reply | Unchanged:
         """An error reply in OpenAI's shape; what it says the upstream rejects is learned, the
-        client's message says so, and a request that was not streamed gets a repaired `retry`."""
+        client's message says so, and a request that was not streamed gets a repaired `retry`.
+        (A bridge's exchange that builds on this one gets the same by calling `error`.)"""
         status, error, repairs = error_reply(head.status, body, head.content_type)
         message = error["error"].get("message")
         note, retry = self.learn(status, message if isinstance(message, str) else "")

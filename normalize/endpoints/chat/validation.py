@@ -35,6 +35,7 @@ class Fit:
     profile: Profile
     learned: Model | None = None  # what the upstream said about this model
     default_max_tokens: int = 0
+    legacy_names: bool = True  # the upstream takes max_tokens (else max_completion_tokens)
 
 
 def fit_request(body: dict[str, Any], fit: Fit, repairs: Counter[Repair]) -> None:
@@ -46,7 +47,7 @@ def fit_request(body: dict[str, Any], fit: Fit, repairs: Counter[Repair]) -> Non
     if profile.raise_max_tokens:
         max_tokens_below_1(body, repairs)
     if fit.default_max_tokens:
-        max_tokens_default_too_low(body, fit.default_max_tokens, repairs)
+        max_tokens_default_too_low(body, fit.default_max_tokens, repairs, "max_tokens" if fit.legacy_names else "max_completion_tokens")
     if learned is not None:
         max_tokens_over_model_limit(body, learned, repairs)
 
@@ -110,11 +111,12 @@ def max_tokens_below_1(body: dict[str, Any], repairs: Counter[Repair]) -> None:
             repairs[Repair.max_tokens_below_1] += 1
 
 
-def max_tokens_default_too_low(body: dict[str, Any], default: int, repairs: Counter[Repair]) -> None:
+def max_tokens_default_too_low(body: dict[str, Any], default: int, repairs: Counter[Repair], key: str = "max_tokens") -> None:
     # NIM's own default is so low that thinking models stop with finish_reason "length" on "hi"
-    # (NousResearch/hermes-agent #10279): the operator's default is sent instead.
-    if not any(key in body for key in TOKEN_KEYS):
-        body["max_tokens"] = default
+    # (NousResearch/hermes-agent #10279): the operator's default is sent instead, under the
+    # name the upstream takes (OpenAI's o-series reject `max_tokens`).
+    if not any(k in body for k in TOKEN_KEYS):
+        body[key] = default
         repairs[Repair.max_tokens_default_too_low] += 1
 
 
