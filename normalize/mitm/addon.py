@@ -29,8 +29,8 @@ from ..settings import Settings
 from ..wire.body import ENCODINGS, DecodeError, Decoder, decode_whole, encoding_of
 from . import options, retry
 from .pace import Pace, wait_too_long
-from .record import label, record, redact
-from .state import FlowState, attach, state_of
+from .record import label, record, redact, secrets
+from .state import FlowState, Keys, attach, state_of
 from .streaming import StreamRewriter, set_stream_headers
 
 log = logging.getLogger("normalize")
@@ -114,9 +114,13 @@ class Normalize:
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         state = state_of(flow)
         response = flow.response
+        if retry.is_retry(flow) and self.settings.redact_keys:
+            redact(flow)  # the addon's own retry: sent, so its stored copy need not keep the key either
         if state is None or response is None or not flow.live:
             return
         if self.settings.redact_keys:
+            if response.status_code >= 400 and retry.available():
+                state.keys = secrets(flow)  # a retry must send them as the client did
             redact(flow)  # the request has gone upstream: the stored copy need not keep the key
         if response.status_code == 429 and state.pace_key and "retry-after" in response.headers:
             seconds = self.pace.retry_after(state.pace_key, response.headers["retry-after"])
@@ -148,6 +152,7 @@ class Normalize:
         response = flow.response
         if state is None or response is None or not flow.live:
             return None
+        keys, state.keys = state.keys, ()  # for a retry, never kept past this hook
         if self.settings.redact_keys:
             redact(flow)
         exchange = state.exchange
@@ -165,7 +170,7 @@ class Normalize:
             return None
         result = exchange.whole(head(flow), body)
         if exchange.retry is not None and retry.available():
-            return self.retry(flow, state, exchange, body, result)
+            return self.retry(flow, state, exchange, body, result, keys)
         self.answered(flow, state, body, result)
         return None
 
@@ -177,20 +182,22 @@ class Normalize:
         if result is not None or state.exchange.repairs:
             record(flow, state, self.settings.keep_bytes, original=body)
 
-    async def retry(self, flow: http.HTTPFlow, state: FlowState, exchange: Exchange, body: bytes, result: Reply | Unchanged | None) -> None:
+    async def retry(
+        self, flow: http.HTTPFlow, state: FlowState, exchange: Exchange, body: bytes, result: Reply | Unchanged | None, keys: Keys
+    ) -> None:
         """Sends the exchange's repaired request once in place of the rejection (which the client
         has not seen: the reply is not streamed); the client gets the reply to that, if one comes."""
-        if (retried := await self.resend(flow, state, exchange)) is not None:
+        if (retried := await self.resend(flow, state, exchange, keys)) is not None:
             body = retried
             result = exchange.whole(head(flow), body)
         self.answered(flow, state, body, result)
 
-    async def resend(self, flow: http.HTTPFlow, state: FlowState, exchange: Exchange) -> bytes | None:
+    async def resend(self, flow: http.HTTPFlow, state: FlowState, exchange: Exchange, keys: Keys) -> bytes | None:
         change, exchange.retry = exchange.retry, None
         if change is None or (self.pace.on and await self.pace.hold(state.pace_key) is None):
             return None  # waiting for the rate limit that long: the client gets the rejection
         log.info("%s %s: rejected; sending it once more, repaired", state.label, head(flow).status)
-        response = await retry.resend(flow, change, RETRY_TIMEOUT, state.label, redact_keys=self.settings.redact_keys)
+        response = await retry.resend(flow, change, RETRY_TIMEOUT, state.label, keys, redact_keys=self.settings.redact_keys)
         if response is None:
             return None
         try:
@@ -204,6 +211,8 @@ class Normalize:
 
     def error(self, flow: http.HTTPFlow) -> None:
         # A client or upstream went away (mid-stream, too): no response hook will come.
+        if retry.is_retry(flow) and self.settings.redact_keys:
+            redact(flow)
         state = state_of(flow)
         if state is None:
             return

@@ -47,7 +47,16 @@ def is_retry(flow: http.HTTPFlow) -> bool:
     return getattr(flow, _MARK, False)
 
 
-async def resend(flow: http.HTTPFlow, change: Forward, timeout: float, label: str, *, redact_keys: bool = True) -> http.Response | None:
+async def resend(
+    flow: http.HTTPFlow,
+    change: Forward,
+    timeout: float,
+    label: str,
+    keys: tuple[tuple[str, list[str]], ...] = (),
+    *,
+    redact_keys: bool = True,
+) -> http.Response | None:
+    """`keys`: the API key headers as the client sent them (the flow's own are redacted by now)."""
     assert ReplayHandler is not None
     copy = flow.copy()
     setattr(copy, _MARK, True)
@@ -56,6 +65,8 @@ async def resend(flow: http.HTTPFlow, change: Forward, timeout: float, label: st
     copy.error = None
     if flow.response is not None:
         copy.request.http_version = flow.response.http_version  # what the upstream spoke
+    for name, values in keys:
+        copy.request.headers.set_all(name, values)
     if change.body is not None:
         copy.request.content = change.body
     handler = ReplayHandler(copy, ctx.options)

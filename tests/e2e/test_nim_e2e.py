@@ -264,3 +264,28 @@ def test_chatnvidia_429_reads_as_raw(upstream: ScriptedUpstream, reverse: Mitmdu
     assert raw == "[429] Too Many Requests\n{'status': 429, 'title': 'Too Many Requests'}"
     error = {"message": "Too Many Requests", "type": "requests", "param": None, "code": None}
     assert nvidia_message(reverse.url) == f"[429] Too Many Requests\n{ {**U.NIM_RATE_LIMIT_PROBLEM, 'error': error}!r}"
+
+
+def test_retry_over_tls_in_reverse_mode(tls_upstream: ScriptedUpstream, mitmdump, tmp_path) -> None:
+    """As NIM is reached in the README's recipe: reverse mode to an HTTPS upstream. The retry goes
+    out on mitmproxy's own TLS settings (here ssl_insecure for the test's self-signed upstream),
+    with the client's key, although the flow's stored copy is redacted by then; the saved flows
+    (the client's, and the retry as a replayed flow) hold no key."""
+    rx = U.nim_rejects_penalties
+    validating(tls_upstream, rx)
+    saved = tmp_path / "flows.mitm"
+    mitm = mitmdump.start("-w", str(saved), mode=f"reverse:{tls_upstream.url}", normalize_hosts=[tls_upstream.host_port],
+                          ssl_insecure=True, options={"normalize_profile": f"{tls_upstream.host_port}=nim"})
+    with openai.OpenAI(base_url=mitm.url + "/v1", api_key="nvapi-test", max_retries=0, http_client=httpx.Client(timeout=20)) as c:
+        reply = c.chat.completions.create(model="gemma-tls", messages=[{"role": "user", "content": "Hi"}], extra_body=dict(rx.extra))
+    assert reply.choices[0].message.content == "Hello!"
+    assert [rx.rejects(b) for b in bodies(tls_upstream)] == [True, False]
+    assert [r.header("authorization") for r in tls_upstream.requests] == ["Bearer nvapi-test"] * 2
+    mitm.stop()
+    from mitmproxy import io
+
+    with saved.open("rb") as f:
+        flows = list(io.FlowReader(f).stream())
+    assert sorted(f.is_replay or "client" for f in flows) == ["client", "request"]
+    assert [f.request.headers["authorization"] for f in flows] == ["Bearer [redacted]"] * 2
+    assert b"nvapi-test" not in saved.read_bytes()
