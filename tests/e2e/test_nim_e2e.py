@@ -289,3 +289,42 @@ def test_retry_over_tls_in_reverse_mode(tls_upstream: ScriptedUpstream, mitmdump
     assert sorted(f.is_replay or "client" for f in flows) == ["client", "request"]
     assert [f.request.headers["authorization"] for f in flows] == ["Bearer [redacted]"] * 2
     assert b"nvapi-test" not in saved.read_bytes()
+
+
+# --------------------------------------------------------------------------- NIM's error shapes, raw
+# Through the addon each of these reaches every client as OpenAI's error with the status to act
+# on (test_upstreams_e2e, test_python_clients_e2e, test_node_clients_e2e replay them all).
+
+RAW_ERRORS = [
+    # A 401: the client concludes its key is bad.
+    ("nim_function_strict_401", openai.AuthenticationError, f"Error code: 401 - {U.NIM_STRICT_MESSAGE}"),
+    # A 500: a server failure, not a rate limit to back off from.
+    ("nim_resource_exhausted", openai.InternalServerError, f"Error code: 500 - {U.NIM_EXHAUSTED}"),
+    # No `error.message`: openai-python shows only the status; no model_not_found code.
+    ("nim_function_not_found_404", openai.NotFoundError, "Error code: 404"),
+    ("nim_function_gone_410", openai.APIStatusError, "Error code: 410"),
+    # A 400, which clients do not retry, and no message.
+    ("nim_degraded_function", openai.BadRequestError, "Error code: 400"),
+    ("nim_rate_limit_429", openai.RateLimitError, "Error code: 429"),
+    # A string `error`: the text is lost.
+    ("nim_error_string", openai.BadRequestError, "Error code: 400"),
+    ("nim_penalties_422", openai.UnprocessableEntityError, "Error code: 422"),
+    # openai-python reads a flat body's `message` (openai-node says "400 status code (no body)").
+    ("nim_flat_error", openai.BadRequestError, f"Error code: 400 - {U.NIM_FLAT_MESSAGE}"),
+]
+
+
+@pytest.mark.parametrize(("name", "kind", "text"), RAW_ERRORS, ids=[r[0] for r in RAW_ERRORS])
+def test_raw_nim_error_shape(upstream: ScriptedUpstream, name: str, kind: type, text: str) -> None:
+    fx = U.FIXTURES[name]
+    U.serve(upstream, fx)
+    with client(upstream, None) as c, pytest.raises(openai.APIStatusError) as e:
+        c.chat.completions.create(model=fx.request.model, messages=[{"role": "user", "content": "Hi"}])
+    assert type(e.value) is kind
+    assert str(e.value) == text
+    assert e.value.status_code == fx.reply.status
+
+
+def test_every_nim_error_shape_is_shown_raw() -> None:
+    nim = {n for n, f in U.FIXTURES.items() if f.upstream == "NVIDIA NIM" and f.reply.status >= 400}
+    assert nim - {"nim_problem_json_422", "nim_backend_error_leak"} == {r[0] for r in RAW_ERRORS}
