@@ -135,6 +135,24 @@ class Repair(enum.StrEnum):
     embedding_object_missing = "embedding_object_missing", 'object "embedding" added to {n} embedding{s}'
     embedding_index_missing = "embedding_index_missing", "{n} missing embedding index{es} added"
     embedding_usage_missing = "embedding_usage_missing", "usage added to the embedding list"
+    # request validation (endpoints/chat/validation.py), learned from rejections (chat/rejected.py)
+    param_unsupported = "param_unsupported", "{n} param{s} the upstream rejects dropped (profile)"
+    tool_function_key_unsupported = "tool_function_key_unsupported", "{n} tool function key{s} the upstream rejects dropped"
+    param_rejected_before = "param_rejected_before", "{n} param{s} the upstream rejected before dropped"
+    max_tokens_below_1 = "max_tokens_below_1", "max_tokens below 1 raised to 1"
+    max_tokens_default_too_low = "max_tokens_default_too_low", "max_tokens added (normalize_default_max_tokens)"
+    max_tokens_over_model_limit = "max_tokens_over_model_limit", "max_tokens lowered to what the model allows"
+    param_rejected = "param_rejected", "{n} param{s} rejected by the upstream, to be dropped from now on"
+    max_tokens_rejected = "max_tokens_rejected", "max_tokens rejected by the upstream, to be lowered from now on"
+    rejected_request_retried = "rejected_request_retried", "rejected request retried once, repaired"
+    # errors (endpoints/errors.py)
+    validation_error_as_401 = "validation_error_as_401", "401 for a request it failed to validate made a 400"
+    resource_exhausted_not_429 = "resource_exhausted_not_429", "ResourceExhausted worker cap made a 429"
+    model_gone_as_problem = "model_gone_as_problem", "removed model (problem+json 404/410) made a 404 model_not_found"
+    function_degraded_as_400 = "function_degraded_as_400", "DEGRADED function made a 503"
+    # pacing (pacing.py, mitm/pace.py)
+    rate_limit_held = "rate_limit_held", "held {n} ms for normalize_rate_limit"
+    rate_limit_exceeded_wait = "rate_limit_exceeded_wait", "answered 429: the wait for normalize_rate_limit was too long"
 
 
 def phrase(repair: str, n: int) -> str:

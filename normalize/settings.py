@@ -11,6 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from .pacing import RateLimit
+from .profiles import Profile, profile_for
+
 MiB = 1024 * 1024
 DEFAULT_HOSTS = ("integrate.api.nvidia.com",)
 
@@ -34,6 +37,13 @@ class Settings:
     reasoning: str = "split"  # split | fold | keep
     embedding_input_type: str = "query"  # added when missing (profiles that want it); "" adds none
     embedding_truncate: str = "END"  # likewise
+    # normalize_profile: (host, port or None for any port) -> profile name.
+    profile: Mapping[tuple[str, int | None], str] = field(default_factory=lambda: MappingProxyType({}))
+    default_max_tokens: int = 0  # 0: off
+    rate_limit: RateLimit | None = None  # None: off
+
+    def profile_for(self, host: str, port: int) -> Profile:
+        return profile_for(host, port, self.profile)
 
     def targets(self, host: str, port: int) -> bool:
         host = host.lower().strip("[]")

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from normalize.endpoints.errors import error_body, error_object, stream_error_line
+from normalize.endpoints.errors import error_body, error_object, error_reply, stream_error_line
 
 
 def stream_error(obj):
@@ -53,9 +53,17 @@ def test_nim_backend_error_leak():
     assert repair is None
 
 
+def problem_and_error(problem, message, kind, **error_fields):
+    """NIM's problem members kept as sent, OpenAI's `error` beside them."""
+    return {**problem, **error(message, kind, **error_fields)}
+
+
 def test_nim_problem_json():
+    # The problem's members stay at the top level: langchain-nvidia-ai-endpoints builds its
+    # message from title and detail; OpenAI's SDKs read `error`.
     out, repair = error_body(422, NIM_PROBLEM, "application/problem+json")
-    assert out == error(NIM_DETAIL, "invalid_request_error")
+    assert out == problem_and_error(json.loads(NIM_PROBLEM), NIM_DETAIL, "invalid_request_error")
+    assert list(out)[:4] == ["type", "title", "status", "detail"]
     assert repair == "nim_problem_json"
 
 
@@ -63,18 +71,84 @@ def test_nim_problem_json_with_data_prefix():
     # LiteLLM #4558 quotes the 422 body starting with `data:`; langchain-nvidia strips it.
     for prefix in (b"data:", b"data: "):
         out, repair = error_body(422, prefix + NIM_PROBLEM, "application/json")
-        assert out == error(NIM_DETAIL, "invalid_request_error")
+        assert out == problem_and_error(json.loads(NIM_PROBLEM), NIM_DETAIL, "invalid_request_error")
         assert repair == "nim_problem_json"
 
 
 def test_nim_problem_json_server_error():
     body = b'{"type":"urn:inference-service:problem-details:internal-server-error","title":"Internal Server Error","status":500,"detail":"System role not supported"}'
-    assert error_body(500, body) == (error("System role not supported", "server_error"), "nim_problem_json")
+    expected = problem_and_error(json.loads(body), "System role not supported", "server_error")
+    assert error_body(500, body) == (expected, "nim_problem_json")
 
 
 def test_nim_problem_json_without_detail():
     body = b'{"type":"about:blank","title":"Unprocessable Entity","status":422}'
-    assert error_body(422, body)[0] == error("Unprocessable Entity", "invalid_request_error")
+    assert error_body(422, body)[0] == problem_and_error(json.loads(body), "Unprocessable Entity", "invalid_request_error")
+
+
+def test_nim_rate_limit_problem():
+    # NIM's 40 requests a minute (NousResearch/hermes-agent #69802): status and title only.
+    body = b'{"status":429,"title":"Too Many Requests"}'
+    assert error_reply(429, body) == (429, problem_and_error(json.loads(body), "Too Many Requests", "requests"), ["nim_problem_json"])
+
+
+# -- statuses a client should act on (error_reply) ---------------------------------
+
+
+def test_validation_error_as_401():
+    # NIM's 401 for `tools[].function.strict` (charmbracelet/crush #2472): not an auth failure.
+    body = (
+        b'{"error":{"message":"Failed to validate model spec: Unknown parameter: function.strict",'
+        b'"type":"invalid_request_error","param":"function.strict","code":"invalid_value"}}'
+    )
+    status, out, repairs = error_reply(401, body)
+    assert status == 400
+    assert out == json.loads(body)
+    assert repairs == ["validation_error_as_401"]
+
+
+def test_real_401_unchanged():
+    body = b'{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}'
+    assert error_reply(401, body) == (401, json.loads(body), [])
+
+
+def test_resource_exhausted_not_429():
+    # NIM's per-model worker cap (anomalyco/opencode #34613): a rate limit, sent as a 500.
+    body = b'{"error":{"message":"ResourceExhausted: Worker local total request limit reached (32/32)"}}'
+    status, out, repairs = error_reply(500, body)
+    assert status == 429
+    assert out == error("ResourceExhausted: Worker local total request limit reached (32/32)", "requests")
+    assert repairs == ["error_fields_missing", "resource_exhausted_not_429"]
+
+
+@pytest.mark.parametrize("status", [404, 410])
+def test_model_gone_as_problem(status):
+    # NIM's removed model (free-claude-code #1021; oh-my-pi #2299 for 410): OpenAI's model_not_found.
+    problem = {"status": status, "title": "Not Found" if status == 404 else "Gone",
+               "detail": "Function '23d4c1a0-0000': Not found for account 'acct-0000'"}
+    status_out, out, repairs = error_reply(status, json.dumps(problem).encode(), "application/problem+json")
+    assert status_out == 404
+    assert out == problem_and_error(problem, problem["detail"], "invalid_request_error", code="model_not_found")
+    assert repairs == ["nim_problem_json", "model_gone_as_problem"]
+
+
+def test_function_degraded_as_400():
+    # NIM (farion1231/cc-switch #3536): the function's state, not the request, is at fault.
+    problem = {"status": 400, "title": "Bad Request", "detail": "Function id '9f1c0000': DEGRADED function cannot be invoked"}
+    status, out, repairs = error_reply(400, json.dumps(problem).encode(), "application/problem+json")
+    assert status == 503
+    assert out == problem_and_error(problem, problem["detail"], "server_error")
+    assert repairs == ["nim_problem_json", "function_degraded_as_400"]
+
+
+def test_nim_flat_error_not_wrapped():
+    # free-claude-code #127: no `error` wrapper.
+    body = b'{"message":"Validation: Unsupported parameter(s): reasoning_budget","type":"Bad Request","code":400}'
+    assert error_reply(400, body) == (
+        400,
+        error("Validation: Unsupported parameter(s): reasoning_budget", "Bad Request", code=400),
+        ["error_not_wrapped"],
+    )
 
 
 def test_vllm_error_not_wrapped():
@@ -239,7 +313,8 @@ def test_stream_vllm_error_not_wrapped():
 
 
 def test_stream_nim_problem_json():
-    assert stream_error(json.loads(NIM_PROBLEM)) == error(NIM_DETAIL, "invalid_request_error")
+    problem = json.loads(NIM_PROBLEM)
+    assert stream_error(problem) == {**problem, **error(NIM_DETAIL, "invalid_request_error")}
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from normalize.endpoints import FALLBACK, OTHER, ROUTES, route
 from normalize.endpoints.chat import CHAT
 from normalize.endpoints.models import MODEL, MODELS
 from normalize.mitm.options import OPTIONS
-from normalize.profiles import GENERIC, PROFILES, profile_for
+from normalize.profiles import GENERIC, PROFILES, describe, profile_for
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -75,8 +75,18 @@ def test_profiles_are_chosen_by_host():
 
 def test_readme_has_provider_notes_for_every_profile():
     notes = README[README.index("## Provider notes") :]
-    missing = [p.title for p in PROFILES.values() if p is not GENERIC and f"**{p.title}**" not in notes]
+    missing = [p.title for p in PROFILES.values() if f"**{p.title}**" not in notes]
     assert missing == []
+
+
+def test_readme_says_what_each_profile_does():
+    """Each profile's provider note ends with `describe(profile)`, the sentence generated from
+    its data, so the README cannot drift from what the profile does."""
+    notes = README[README.index("## Provider notes") : README.index("## Options")]
+    for profile in PROFILES.values():
+        bullet = notes[notes.index(f"- **{profile.title}**") :]
+        bullet = bullet[: bullet.find("\n- ", 1) if "\n- " in bullet[1:] else len(bullet)]
+        assert " ".join(describe(profile).split()) in " ".join(bullet.split()), profile.name
 
 
 def test_readme_lists_every_option():

@@ -463,6 +463,365 @@ def nim_think_tags_in_content_nonstream():
         Expected(text=R1_TEXT, reasoning=R1_REASONING, finish_reason="stop",
                  usage={"prompt_tokens": 14, "total_tokens": 40, "completion_tokens": 26}),
     )
+# --------------------------------------------------------------------------- NIM's error shapes
+#
+# Each reaches the client as OpenAI's envelope with the status a client should act
+# on (errors.py `error_reply`); the rules go by the body, so these replay through
+# any profile. Where a report gives the text but not the body around it, the
+# docstring says what is inferred.
+
+NIM_STRICT_MESSAGE = "Failed to validate model spec: Unknown parameter: function.strict"
+
+
+@fixture("NVIDIA NIM")
+def nim_function_strict_401():
+    """A 401 that is no auth failure: NIM's answer to `tools[].function.strict`,
+    `{"error":{"message":"Failed to validate model spec: Unknown parameter: function.strict",
+    "type":"invalid_request_error","param":"function.strict","code":"invalid_value"}}`.
+    Source: charmbracelet/crush #2472. A client must not conclude its key is bad: 400."""
+    body = compact({"error": {"message": NIM_STRICT_MESSAGE, "type": "invalid_request_error",
+                              "param": "function.strict", "code": "invalid_value"}})
+    return (
+        UpstreamReply(401, JSON, (body,)),
+        ClientRequest(NIM_LLAMA, stream=False, tools=("get_weather",)),
+        Expected(error=ExpectedError(400, NIM_STRICT_MESSAGE)),
+    )
+
+
+NIM_EXHAUSTED = "ResourceExhausted: Worker local total request limit reached (32/32)"
+
+
+@fixture("NVIDIA NIM")
+def nim_resource_exhausted():
+    """NIM's per-model worker cap, shared by every key: "ResourceExhausted: Worker local
+    total request limit reached (32/32)" (anomalyco/opencode #34613, #35620; QuantumNous/new-api
+    #6619). Inferred: the status (500) and the `{"error":{"message"}}` around the text
+    (opencode's AI SDK shows `error.message`, which it reads only from that shape). It is a
+    rate limit: 429, so clients back off and retry."""
+    return (
+        UpstreamReply(500, JSON, (compact({"error": {"message": NIM_EXHAUSTED}}),)),
+        ClientRequest(NIM_LLAMA, stream=False),
+        Expected(error=ExpectedError(429, NIM_EXHAUSTED)),
+    )
+
+
+NIM_NOT_FOUND = "Function '23d4c1a0-8b1e-4f6a-9d3c-5e2f1a7b9c04': Not found for account 'Xq9sB3d2kP0mV7wL1tR5yN8uE4hJ6gF2aZ0c'"
+
+
+@fixture("NVIDIA NIM")
+def nim_function_not_found_404():
+    """A removed model: `{"status":404,"title":"Not Found","detail":"Function '…': Not found
+    for account '…'"}` (Alishahryar1/free-claude-code #1021). OpenAI says `model_not_found`
+    for a model it does not have; the problem's members stay for NVIDIA's own client."""
+    problem = {"status": 404, "title": "Not Found", "detail": NIM_NOT_FOUND}
+    return (
+        UpstreamReply(404, "application/problem+json", (compact(problem),)),
+        ClientRequest("meta/llama2-70b", stream=False),
+        Expected(error=ExpectedError(404, NIM_NOT_FOUND)),
+    )
+
+
+NIM_GONE = "Function 'f3a1c9e2-7d4b-4e0a-b6c8-2a9d5e1f0b37': Gone"
+
+
+@fixture("NVIDIA NIM")
+def nim_function_gone_410():
+    """A retired model answered 410 Gone (can1357/oh-my-pi #2299). Inferred: the body, in the
+    404's problem shape. To a client it is a model it cannot have: 404 `model_not_found`."""
+    problem = {"status": 410, "title": "Gone", "detail": NIM_GONE}
+    return (
+        UpstreamReply(410, "application/problem+json", (compact(problem),)),
+        ClientRequest("nvidia/nemotron-4-340b-instruct", stream=False),
+        Expected(error=ExpectedError(404, NIM_GONE)),
+    )
+
+
+NIM_DEGRADED = "Function id '9f1c2b7e-3a5d-4c8e-b0f6-7d2e4a1c9b53': DEGRADED function cannot be invoked"
+
+
+@fixture("NVIDIA NIM")
+def nim_degraded_function():
+    """`{"status":400,"title":"Bad Request","detail":"Function id '…': DEGRADED function cannot
+    be invoked"}` (farion1231/cc-switch #3536; diegosouzapw/OmniRoute #12685): a 400 although
+    the request is fine; the server is at fault, so 503, which clients retry later."""
+    problem = {"status": 400, "title": "Bad Request", "detail": NIM_DEGRADED}
+    return (
+        UpstreamReply(400, "application/problem+json", (compact(problem),)),
+        ClientRequest(NIM_LLAMA, stream=False),
+        Expected(error=ExpectedError(503, NIM_DEGRADED)),
+    )
+
+
+NIM_RATE_LIMIT_PROBLEM = {"status": 429, "title": "Too Many Requests"}
+
+
+@fixture("NVIDIA NIM")
+def nim_rate_limit_429():
+    """The hosted free tier's 40 requests a minute per key: `{"status":429,"title":"Too Many
+    Requests"}` (NousResearch/hermes-agent #69802; free-claude-code #30 quotes it parsed). No
+    `detail`: the message is the title."""
+    return (
+        UpstreamReply(429, JSON, (compact(NIM_RATE_LIMIT_PROBLEM),)),
+        ClientRequest(NIM_LLAMA, stream=False),
+        Expected(error=ExpectedError(429, "Too Many Requests")),
+    )
+
+
+NIM_FLAT_MESSAGE = "Validation: Unsupported parameter(s): `prompt_cache_key`"
+
+
+@fixture("NVIDIA NIM")
+def nim_flat_error():
+    """A validation error with no `error` wrapper: `{"message":"Validation: Unsupported
+    parameter(s): `prompt_cache_key`","type":"Bad Request","code":400}` (ILoveBingLu/CipherTalk
+    #353; free-claude-code #127 the same for reasoning_budget). openai-node says "400 status
+    code (no body)" for a body without `error`."""
+    body = compact({"message": NIM_FLAT_MESSAGE, "type": "Bad Request", "code": 400})
+    return (
+        UpstreamReply(400, JSON, (body,)),
+        ClientRequest(NIM_LLAMA, stream=False, extra=(("prompt_cache_key", "main"),)),
+        Expected(error=ExpectedError(400, NIM_FLAT_MESSAGE)),
+    )
+
+
+NIM_EXTRA_FORBIDDEN = ("[{'type': 'extra_forbidden', 'loc': ('body', 'prompt_cache_key'), "
+                       "'msg': 'Extra inputs are not permitted', 'input': 'main'}]")
+
+
+@fixture("NVIDIA NIM")
+def nim_error_string():
+    """`error` as a string holding pydantic's error list: `{"error": "[{'type':
+    'extra_forbidden', 'loc': ('body', 'prompt_cache_key'), ...}]"}` (sipeed/picoclaw #1019).
+    Inferred: the status (400, as NIM's other validation errors)."""
+    return (
+        UpstreamReply(400, JSON, (compact({"error": NIM_EXTRA_FORBIDDEN}),)),
+        ClientRequest(NIM_LLAMA, stream=False, extra=(("prompt_cache_key", "main"),)),
+        Expected(error=ExpectedError(400, NIM_EXTRA_FORBIDDEN)),
+    )
+
+
+NIM_PENALTIES = ("body -> presence_penalty\n  Extra inputs are not permitted (type=extra_forbidden)\n"
+                 "body -> frequency_penalty\n  Extra inputs are not permitted (type=extra_forbidden)")
+GEMMA = "google/gemma-2-2b-it"
+
+
+@fixture("NVIDIA NIM")
+def nim_penalties_422():
+    """gemma-2-2b-it on NIM rejects both penalties with a 422 whose `error` is a string:
+    `{"error":"body -> presence_penalty\n  Extra inputs are not permitted (type=extra_forbidden)\n
+    body -> frequency_penalty\n ..."}` (Kilo-Org/kilocode #9652, curl-verified there)."""
+    return (
+        UpstreamReply(422, JSON, (compact({"error": NIM_PENALTIES}),)),
+        ClientRequest(GEMMA, stream=False, extra=(("presence_penalty", 0), ("frequency_penalty", 0))),
+        Expected(error=ExpectedError(422, NIM_PENALTIES)),
+    )
+
+
+# --------------------------------------------------------------------------- NIM's request validation (profile nim)
+#
+# Not in FIXTURES: these need the `nim` profile (tests/e2e/test_nim_e2e.py gives it to the
+# local upstream with normalize_profile) and an upstream that validates: `rejects(body)`
+# says whether NIM would refuse the request as sent; it answers `reply` then, else
+# `nim_ok(body)`. Raw, the client gets `error`; through the addon, NIM's answer.
+
+
+@dataclass(frozen=True)
+class Rejection:
+    name: str
+    doc: str
+    extra: tuple[tuple[str, Any], ...]  # keys the client adds to a plain chat request
+    reply: UpstreamReply  # NIM's rejection, while the request has what it rejects
+    error: ExpectedError  # what a client gets raw
+    rejects: Callable[[dict[str, Any]], bool]
+    tools: tuple[dict[str, Any], ...] = ()
+    learned: bool = False  # the profile does not know it: the addon learns it from `reply`
+
+    def __repr__(self) -> str:
+        return f"Rejection({self.name})"
+
+
+REJECTIONS: dict[str, Rejection] = {}
+
+
+def rejection(build: Callable[[], Rejection]) -> Rejection:
+    made = build()
+    doc = " ".join((build.__doc__ or "").split())
+    assert doc and made.name == build.__name__
+    made = Rejection(**{**made.__dict__, "doc": doc})
+    REJECTIONS[made.name] = made
+    return made
+
+
+def _wrapped(message: str) -> bytes:
+    """NIM's wrapped validation error (router-for-me/CLIProxyAPI #4149)."""
+    return compact({"error": {"message": message, "type": "Bad Request", "code": 400}})
+
+
+def _unsupported(key: str, body: bytes, source: str, value: Any = True) -> Rejection:
+    message = json.loads(body)
+    message = message["error"]["message"] if isinstance(message.get("error"), dict) else message.get("message", message.get("error"))
+    return Rejection(
+        name=source, doc="", extra=((key, value),), reply=UpstreamReply(400, JSON, (body,)),
+        error=ExpectedError(400, message), rejects=lambda b: key in b,
+    )
+
+
+@rejection
+def nim_rejects_prompt_cache_key():
+    """`prompt_cache_key` (Codex, opencode, kimi-cli, cc-switch): `{"message":"Validation:
+    Unsupported parameter(s): `prompt_cache_key`","type":"Bad Request","code":400}`
+    (ILoveBingLu/CipherTalk #353; diegosouzapw/OmniRoute #848; MoonshotAI/kimi-cli #2534)."""
+    body = compact({"message": NIM_FLAT_MESSAGE, "type": "Bad Request", "code": 400})
+    return _unsupported("prompt_cache_key", body, "nim_rejects_prompt_cache_key", "main")
+
+
+@rejection
+def nim_rejects_prompt_cache_key_pydantic():
+    """The same field on other models, pydantic's list as a string (sipeed/picoclaw #1019)."""
+    made = _unsupported("prompt_cache_key", compact({"error": NIM_EXTRA_FORBIDDEN}), "nim_rejects_prompt_cache_key_pydantic", "main")
+    return made
+
+
+@rejection
+def nim_rejects_tool_stream():
+    """`tool_stream` (GLM): `400 Validation: Unsupported parameter(s): `tool_stream``
+    (Gitlawb/openclaude #1950), in the wrapped shape of CLIProxyAPI #4149."""
+    return _unsupported("tool_stream", _wrapped("Validation: Unsupported parameter(s): `tool_stream`"), "nim_rejects_tool_stream")
+
+
+@rejection
+def nim_rejects_reasoning_budget():
+    """`reasoning_budget`: `{'message': 'Validation: Unsupported parameter(s): reasoning_budget',
+    'type': 'Bad Request', 'code': 400}`, flat (Alishahryar1/free-claude-code #127)."""
+    body = compact({"message": "Validation: Unsupported parameter(s): reasoning_budget", "type": "Bad Request", "code": 400})
+    return _unsupported("reasoning_budget", body, "nim_rejects_reasoning_budget", 2048)
+
+
+@rejection
+def nim_rejects_thinking():
+    """`thinking` (DeepSeek-V4-Flash): `{"error":{"message":"Validation: Unsupported
+    parameter(s): thinking","type":"Bad Request","code":400}}` (router-for-me/CLIProxyAPI #4149)."""
+    return _unsupported("thinking", _wrapped("Validation: Unsupported parameter(s): thinking"), "nim_rejects_thinking", {"type": "enabled"})
+
+
+@rejection
+def nim_rejects_reasoning():
+    """`reasoning` (an object, on every model): `400 Unsupported parameter(s): reasoning`
+    (NousResearch/hermes-agent PR #77973); the wrapped shape inferred from CLIProxyAPI #4149."""
+    return _unsupported("reasoning", _wrapped("Validation: Unsupported parameter(s): reasoning"), "nim_rejects_reasoning", {"effort": "high"})
+
+
+@rejection
+def nim_rejects_enable_thinking():
+    """`enable_thinking` at the top level (qwen3.5) draws a 400 (can1357/oh-my-pi #2299);
+    inferred: NIM's usual validation wording and shape."""
+    return _unsupported("enable_thinking", _wrapped("Validation: Unsupported parameter(s): enable_thinking"), "nim_rejects_enable_thinking")
+
+
+@rejection
+def nim_rejects_client_metadata():
+    """Codex's `client_metadata`: `400 Bad Request (Unsupported parameter: client_metadata)`
+    (decolua/9router #1887); inferred: the wrapped shape."""
+    return _unsupported("client_metadata", _wrapped("Unsupported parameter: client_metadata"), "nim_rejects_client_metadata", {"originator": "codex"})
+
+
+STRICT_TOOL = {**TOOLS["get_weather"], "function": {**TOOLS["get_weather"]["function"], "strict": True}}
+
+
+@rejection
+def nim_rejects_function_strict():
+    """`tools[].function.strict`: HTTP 401 `Failed to validate model spec: Unknown parameter:
+    function.strict` (charmbracelet/crush #2472)."""
+    body = compact({"error": {"message": NIM_STRICT_MESSAGE, "type": "invalid_request_error",
+                              "param": "function.strict", "code": "invalid_value"}})
+    return Rejection(
+        "nim_rejects_function_strict", "", (), UpstreamReply(401, JSON, (body,)), ExpectedError(401, NIM_STRICT_MESSAGE),
+        rejects=lambda b: any("strict" in t.get("function", {}) for t in b.get("tools", [])), tools=(STRICT_TOOL,),
+    )
+
+
+NIM_MAX_TOKENS_MESSAGE = "max_tokens must be at least 1, got -853. (parameter=max_tokens, value=-853)"
+
+
+@rejection
+def nim_rejects_max_tokens_below_1():
+    """A client that computes the context left can send `max_tokens` <= 0: `{"message":
+    "max_tokens must be at least 1, got -853. (parameter=max_tokens, value=-853)","type":
+    "BadRequestError","param":"max_tokens","code":400}` (Alishahryar1/free-claude-code #1198)."""
+    body = compact({"message": NIM_MAX_TOKENS_MESSAGE, "type": "BadRequestError", "param": "max_tokens", "code": 400})
+    return Rejection(
+        "nim_rejects_max_tokens_below_1", "", (("max_tokens", -853),), UpstreamReply(400, JSON, (body,)),
+        ExpectedError(400, NIM_MAX_TOKENS_MESSAGE), rejects=lambda b: b.get("max_tokens", 1) < 1,
+    )
+
+
+@rejection
+def nim_rejects_penalties():
+    """gemma-2-2b-it rejects `presence_penalty` and `frequency_penalty` (Kilo-Org/kilocode #9652):
+    no profile knows that per model, so the addon learns it from this 422."""
+    return Rejection(
+        "nim_rejects_penalties", "", (("presence_penalty", 0), ("frequency_penalty", 0)),
+        UpstreamReply(422, JSON, (compact({"error": NIM_PENALTIES}),)), ExpectedError(422, NIM_PENALTIES),
+        rejects=lambda b: "presence_penalty" in b or "frequency_penalty" in b, learned=True,
+    )
+
+
+NIM_CONTEXT = 8192
+NIM_PROMPT_TOKENS = 12
+
+
+def _context_message(body: dict[str, Any]) -> str:
+    asked = body.get("max_tokens", 0)
+    return (f"This model's maximum context length is {NIM_CONTEXT} tokens. However, you requested "
+            f"{asked + NIM_PROMPT_TOKENS} tokens ({NIM_PROMPT_TOKENS} in the messages, {asked} in the completion). "
+            "Please reduce the length of the messages or completion.")
+
+
+@rejection
+def nim_rejects_max_tokens_over_context():
+    """vLLM-based NIMs reject a `max_tokens` the context cannot hold instead of clamping it:
+    "This model's maximum context length is N tokens. However, you requested M tokens (P in the
+    messages, Q in the completion)" (vllm #12886's wording; hermes-agent; Claude Code asks for
+    32000 on every turn). Inferred: NIM wraps it as `{"error":{...}}` like its other vLLM errors."""
+    body = {"max_tokens": 32000}
+    reply = compact({"error": {"message": _context_message(body), "type": "BadRequestError", "param": None, "code": 400}})
+    return Rejection(
+        "nim_rejects_max_tokens_over_context", "", (("max_tokens", 32000),), UpstreamReply(400, JSON, (reply,)),
+        ExpectedError(400, _context_message(body)),
+        rejects=lambda b: b.get("max_tokens", 0) + NIM_PROMPT_TOKENS > NIM_CONTEXT, learned=True,
+    )
+
+
+NIM_CAP = 4096
+NIM_CAP_MESSAGE = (f"[{{'type': 'less_than_equal', 'loc': ('body', 'max_tokens'), 'msg': 'Input should be less than or "
+                   f"equal to {NIM_CAP}', 'input': 32000, 'ctx': {{'le': {NIM_CAP}}}}}]")
+
+
+@rejection
+def nim_rejects_max_tokens_over_cap():
+    """Other NIMs cap `max_tokens` itself: "max_tokens … Input should be less than or equal to N"
+    (issue 14's report); inferred: pydantic's error list as a string, as sipeed/picoclaw #1019 shows."""
+    return Rejection(
+        "nim_rejects_max_tokens_over_cap", "", (("max_tokens", 32000),),
+        UpstreamReply(400, JSON, (compact({"error": NIM_CAP_MESSAGE}),)), ExpectedError(400, NIM_CAP_MESSAGE),
+        rejects=lambda b: b.get("max_tokens", 0) > NIM_CAP, learned=True,
+    )
+
+
+def nim_ok_completion(model: str) -> dict[str, Any]:
+    """NIM's non-stream answer once a request passes validation (nim_stream_options_without_stream's shape)."""
+    return {
+        "id": "chatcmpl-nim-5d21", "object": "chat.completion", "created": 1754000200, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello!", "reasoning_content": None, "tool_calls": None},
+                     "logprobs": None, "finish_reason": "stop", "matched_stop": 128009}],
+        "usage": {"prompt_tokens": 12, "total_tokens": 15, "completion_tokens": 3},
+    }
+
+
+def nim_ok_stream(model: str) -> list[bytes]:
+    """NIM's stream once a request passes validation, nulls and all."""
+    return ([sse(nim_chunk({"role": "assistant"}, model=model))] + [sse(nim_chunk({"content": p}, model=model)) for p in ("Hel", "lo!")]
+            + [sse(nim_chunk({}, finish_reason="stop", model=model)), DONE])
 
 
 # =========================================================================== Hugging Face TGI

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from ..repairs import Repair
 from ..wire.body import parse_json_body
 from ..wire.jsonio import MAX_CONTAINERS, dump_pretty
-from .errors import error_body
+from .errors import error_reply
+from .learned import Learned
 
 if TYPE_CHECKING:
     from ..profiles import Profile
@@ -69,10 +70,11 @@ class Reply:
     status: int
     body: bytes
     content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()  # more headers to set (e.g. retry-after)
 
     @classmethod
-    def json(cls, status: int, obj: Any) -> Reply:
-        return cls(status, dump_pretty(obj))
+    def json(cls, status: int, obj: Any, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+        return cls(status, dump_pretty(obj), headers=headers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +130,7 @@ class Shared:
     # -- the Responses bridge
 
     # -- profiles: learned parameters, pacing
+    learned: Learned = field(default_factory=Learned)  # what upstreams rejected, per (host, model)
 
     # -- embeddings: (profile name, model) whose model rejected `dimensions` (embeddings.py)
     dimensions_rejected: set[tuple[str, str]] = field(default_factory=set)
@@ -141,6 +144,7 @@ class Env:
     profile: Profile
     label: str = "request"  # names the flow in log lines: method, host and path, never headers
     shared: Shared = field(default_factory=Shared)
+    host: str = ""  # the upstream's host[:port], under which what it rejects is learned
 
 
 class Exchange:
@@ -153,6 +157,9 @@ class Exchange:
         self.repairs: Counter[Repair] = Counter()
         self.forward: Forward | None = None
         self.answer: Reply | None = None
+        # A repaired request to send once instead of passing on the error `whole` just read
+        # (set only for replies that are not streamed; the glue may decline to send it).
+        self.retry: Forward | None = None
 
     def stream(self, head: Head) -> Transducer | None:
         return None
@@ -162,13 +169,17 @@ class Exchange:
             return self.error(head, body)
         return None
 
+    def retried(self) -> None:
+        """The glue sent `retry` in place of the reply `whole` read last: that one never reached the client."""
+        self.retry = None
+
     def error(self, head: Head, body: bytes) -> Reply | Unchanged:
-        """Any error reply as OpenAI's `{"error": {...}}`, with the upstream's status."""
-        error, repair = error_body(head.status, body, head.content_type)
-        if not repair:
+        """Any error reply as OpenAI's `{"error": {...}}`, with the status a client should act on."""
+        status, error, repairs = error_reply(head.status, body, head.content_type)
+        if not repairs:
             return UNCHANGED
-        self.repairs[repair] += 1
-        return Reply.json(head.status, error)
+        self.repairs.update(repairs)
+        return Reply.json(status, error)
 
 
 class Endpoint(Protocol):

@@ -10,6 +10,11 @@ writes after `error:`; `error_status(error)` is the HTTP status an error sent
 with 200 should have had. Pure and total: any bytes in, an OpenAI error out,
 nothing raised, in time linear in the body.
 
+`error_reply(status, body, content_type)` is what an exchange sends: the
+same error, with the status a client should act on where the upstream's
+misleads (NIM: a 401 for a request it failed to validate, a worker cap that
+is a rate limit, a removed model, a degraded function), and every repair made.
+
 `message` is always a non-empty string (openai-python and the AI SDK read
 it), `param` and `code` are always present. A `type` the upstream gives is
 kept; otherwise it is derived from the status the way OpenAI's own errors
@@ -52,6 +57,35 @@ def error_body(status: int, body: bytes, content_type: str = "") -> tuple[dict[s
     if not repair and body.lstrip().startswith(b"data:"):
         repair = Repair.error_data_prefix
     return error, repair
+
+
+def error_reply(status: int, body: bytes, content_type: str = "") -> tuple[int, dict[str, Any], list[Repair]]:
+    """The status and OpenAI error to send for a non-2xx reply, and the repairs made (none: as sent)."""
+    error, repair = error_body(status, body, content_type)
+    repairs = [repair] if repair else []
+    fixed, kind = client_status(status, error, problem=repair is Repair.nim_problem_json)
+    if kind is None:
+        return status, error, repairs
+    inner = dict(error["error"])
+    if inner.get("type") == error_type(status):  # derived from the old status: derive it again
+        inner["type"] = error_type(fixed)
+    if fixed == 404 and kind is Repair.model_gone_as_problem:
+        inner["code"] = "model_not_found"
+    return fixed, {**error, "error": inner}, [*repairs, kind]
+
+
+def client_status(status: int, error: dict[str, Any], *, problem: bool) -> tuple[int, Repair | None]:
+    """The status a client should act on, and the repair, when the upstream's says something else."""
+    message = error["error"].get("message", "")
+    if status == 401 and ("Failed to validate model spec" in message or "Unknown parameter" in message):
+        return 400, Repair.validation_error_as_401  # NIM: not an auth failure (charmbracelet/crush #2472)
+    if "ResourceExhausted" in message and status != 429:
+        return 429, Repair.resource_exhausted_not_429  # NIM's per-model worker cap (anomalyco/opencode #34613)
+    if problem and status in (404, 410):
+        return 404, Repair.model_gone_as_problem  # NIM's removed model (free-claude-code #1021, oh-my-pi #2299)
+    if "DEGRADED function cannot be invoked" in message and status != 503:
+        return 503, Repair.function_degraded_as_400  # NIM (farion1231/cc-switch #3536): the server's state
+    return status, None
 
 
 def stream_error_line(payload: bytes) -> dict[str, Any]:
@@ -107,12 +141,15 @@ def error_is_string(obj: dict[str, Any], status: int | None) -> dict[str, Any]:
 
 
 def nim_problem_json(obj: dict[str, Any], status: int | None) -> dict[str, Any]:
-    """NIM's RFC 7807 problem details; its `type` is a URN, not an error type, so it is not kept."""
+    """NIM's RFC 7807 problem details: OpenAI's `error` added beside the problem's own members
+    (`type`, `title`, `status`, `detail`, ...), which stay as sent: NVIDIA's own client
+    (langchain-nvidia-ai-endpoints) builds its message from them, OpenAI's SDKs read `error`.
+    The problem's `type` is a URN, not an error type, so `error.type` is derived."""
     message = detail_text(obj.get("detail")) or detail_text(obj.get("title"))
     problem_status = obj.get("status")
     if status is None and isinstance(problem_status, int):
         status = problem_status
-    return openai_error(message or reason(status), status)
+    return {**obj, **openai_error(message or reason(status), status)}
 
 
 def error_is_detail(detail: Any, status: int | None) -> dict[str, Any]:

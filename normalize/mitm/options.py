@@ -18,6 +18,8 @@ from typing import Any
 from mitmproxy import exceptions
 from mitmproxy.net.http import url
 
+from ..pacing import parse_rate_limit
+from ..profiles import PROFILES
 from ..settings import DEFAULT_HOSTS, MiB, Settings
 
 ListOfStrings = Sequence[str]
@@ -66,6 +68,22 @@ def parse_model_map(entries: Iterable[str]) -> MappingProxyType[str, str]:
         if out.get(alias, target) != target:
             raise ValueError(f"alias {alias!r} maps to both {out[alias]!r} and {target!r}")
         out[alias] = target
+    return MappingProxyType(out)
+
+
+def parse_profiles(entries: Iterable[str]) -> MappingProxyType[tuple[str, int | None], str]:
+    """`host[:port]=profile` entries (several may share one entry, comma-separated) as a mapping."""
+    out: dict[tuple[str, int | None], str] = {}
+    for entry in (part.strip() for item in entries for part in item.split(",")):
+        where, sep, name = (part.strip() for part in entry.rpartition("="))
+        if not sep or not where:
+            raise ValueError(f"{entry!r} is not host[:port]=profile")
+        if name not in PROFILES:
+            raise ValueError(f"{entry!r}: no profile {name!r} (one of {', '.join(PROFILES)})")
+        for host in parse_hosts([where]):
+            if out.get(host, name) != name:
+                raise ValueError(f"{where!r} is given both {out[host]!r} and {name!r}")
+            out[host] = name
     return MappingProxyType(out)
 
 
@@ -183,6 +201,31 @@ OPTIONS: tuple[Option, ...] = (
         "END",
         "truncate added to embedding requests that have none, for upstreams that take it (NIM): END, START or NONE; empty adds none.",
         one_of("END", "START", "NONE", ""),
+    ),
+    # -- profiles, request validation, pacing (issue 14)
+    Option(
+        "normalize_profile",
+        ListOfStrings,
+        [],
+        "The profile of an upstream, as host[:port]=name, where the one chosen by its host name is "
+        "not right (e.g. 127.0.0.1:8000=vllm); profiles: " + ", ".join(PROFILES) + ".",
+        parse_profiles,
+    ),
+    Option(
+        "normalize_default_max_tokens",
+        int,
+        0,
+        "max_tokens sent on chat requests that give none (0: off), for upstreams whose own default "
+        "is too low (NIM's thinking models stop with finish_reason length on 'hi').",
+        at_least_zero,
+    ),
+    Option(
+        "normalize_rate_limit",
+        str,
+        "",
+        "At most this many requests per API key reach the upstream in any window, e.g. 40/60s; "
+        "the rest wait their turn in the proxy (off when empty).",
+        parse_rate_limit,
     ),
 )
 # Which Settings field each option fills.

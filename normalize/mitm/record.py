@@ -77,6 +77,13 @@ def record(flow: http.HTTPFlow, state: FlowState, keep_bytes: int, original: byt
     log.info("%s %s: %s%s%s", label(flow), flow.response.status_code, summary, raw, ttfb)
 
 
+def secrets(flow: http.HTTPFlow) -> tuple[tuple[str, list[str]], ...]:
+    """The API key headers as sent, for a retry that must carry them after `redact` (kept on the
+    flow's state, in memory, until the reply is handled: never logged or saved)."""
+    headers = flow.request.headers
+    return tuple((name, values) for name in SECRET_HEADERS if (values := headers.get_all(name)))
+
+
 def redact(flow: http.HTTPFlow) -> None:
     headers = flow.request.headers
     for name in SECRET_HEADERS:

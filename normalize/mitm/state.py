@@ -17,6 +17,7 @@ from ..endpoints.base import Exchange
 from .streaming import StreamRewriter
 
 _ATTRIBUTE = "_normalize_state"
+Keys = tuple[tuple[str, list[str]], ...]  # API key headers: (name, values)
 
 
 @dataclass
@@ -27,6 +28,10 @@ class FlowState:
     rewriter: StreamRewriter | None = None  # set at the response headers, for a streamed body
     answered: bool = False  # the addon answered the request itself
     request_original: bytes | None = None  # the client's body, when the addon sent another (capped)
+    pace_key: str = ""  # normalize_rate_limit's key: a short hash of host and API key, never the key
+    # The key headers as sent, from an error's headers until its body is handled, for a retry
+    # (the stored copy is redacted by then). In memory only: the flow's saved state has none.
+    keys: Keys = ()
 
 
 def attach(flow: http.HTTPFlow, state: FlowState) -> FlowState:

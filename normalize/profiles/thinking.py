@@ -50,6 +50,12 @@ class Thinking:
         return any(fnmatchcase(model, pattern) for pattern in self.models)
 
     @property
+    def fields(self) -> frozenset[str]:
+        """The top-level request fields this family's switch sets: the upstream takes them
+        for this family, whatever it rejects for others."""
+        return frozenset(self.on) | frozenset(self.off) | ({"reasoning_effort"} if self.effort else set())
+
+    @property
     def switchable(self) -> bool:
         """The family can be told to reason or not (some always reason)."""
         return bool(self.on or self.off or self.system_on)

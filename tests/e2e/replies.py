@@ -10,7 +10,7 @@ code under test.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tests.upstreams import NIM_422_DETAIL, NIM_422_PROBLEM
@@ -46,6 +46,9 @@ class ErrorShape:
     body: bytes
     expected: dict[str, Any]  # the `error` object the client must receive, exactly
     sdk_error: str  # the openai.APIStatusError subclass the SDK must raise
+    # Members the client must receive beside `error`, before it: a problem+json's own
+    # (NVIDIA's ChatNVIDIA reads them), as the upstream sent them.
+    beside: dict[str, Any] = field(default_factory=dict)
 
 
 _NIM_422 = compact(NIM_422_PROBLEM)
@@ -89,6 +92,7 @@ ERROR_SHAPES = [
         b"data:" + _NIM_422,
         {"message": NIM_422_DETAIL, "type": "invalid_request_error", "param": None, "code": None},
         "UnprocessableEntityError",
+        NIM_422_PROBLEM,
     ),
     ErrorShape(
         "nim_422_problem_json",
@@ -97,6 +101,7 @@ ERROR_SHAPES = [
         _NIM_422,
         {"message": NIM_422_DETAIL, "type": "invalid_request_error", "param": None, "code": None},
         "UnprocessableEntityError",
+        NIM_422_PROBLEM,
     ),
     ErrorShape(
         "nim_500_problem",
@@ -105,6 +110,7 @@ ERROR_SHAPES = [
         _NIM_500,
         {"message": "System role not supported", "type": "server_error", "param": None, "code": None},
         "InternalServerError",
+        json.loads(_NIM_500),
     ),
     ErrorShape(
         "vllm_unwrapped",

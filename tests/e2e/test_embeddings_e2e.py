@@ -1,5 +1,5 @@
 """Embeddings end to end: openai-python and LangChain's OpenAIEmbeddings through a real mitmdump
-(the `nim` profile: tests/e2e/nim_profile_addon.py) to a NIM-like upstream, and straight at it.
+(the `nim` profile, by normalize_profile) to a NIM-like upstream, and straight at it.
 
 The upstream answers as hosted NIM's asymmetric models do: 400
 `{"error":"'input_type' parameter is required for asymmetric models"}` without
@@ -24,7 +24,7 @@ import openai
 import pytest
 from langchain_openai import OpenAIEmbeddings
 
-from tests.harness.proxy import REPO, MitmdumpLauncher, MitmdumpProcess
+from tests.harness.proxy import MitmdumpLauncher, MitmdumpProcess
 from tests.harness.upstream import RecordedRequest, Reply, ScriptedUpstream, check_no_crash
 from tests.upstreams import compact
 
@@ -61,7 +61,7 @@ def _rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ScriptedUps
     launcher = MitmdumpLauncher(tmp_path_factory.mktemp("embeddings"))
     with ScriptedUpstream() as up:
         try:
-            yield up, launcher.start(normalize_hosts=[up.host_port], addon=REPO / "tests" / "e2e" / "nim_profile_addon.py")
+            yield up, launcher.start(normalize_hosts=[up.host_port], options={"normalize_profile": f"{up.host_port}=nim"})
         finally:
             problems = launcher.close()
     assert not problems, problems

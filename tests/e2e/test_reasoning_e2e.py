@@ -13,7 +13,7 @@ where the test asserts the failure the addon removes: tags and reasoning
 shown as the answer, or (fold) reasoning a content-only client never shows.
 
 Three mitmdumps, regular mode: the default addon (`split`), the addon with the
-`nim` profile (tests/e2e/nim_profile_addon.py: QwQ's family is NIM data), and
+`nim` profile (normalize_profile: QwQ's family is NIM data), and
 `--set normalize_reasoning=fold`.
 """
 
@@ -81,7 +81,7 @@ def _rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
             yield Rig(
                 up,
                 launcher.start(normalize_hosts=hosts),
-                launcher.start(normalize_hosts=hosts, addon=REPO / "tests" / "e2e" / "nim_profile_addon.py"),
+                launcher.start(normalize_hosts=hosts, options={"normalize_profile": f"{up.host_port}=nim"}),
                 launcher.start(normalize_hosts=hosts, options={"normalize_reasoning": "fold"}),
             )
         finally:

@@ -194,9 +194,9 @@ def test_error_shape_reaches_sdk_as_openai_error(up, plain, shape: ErrorShape) -
     assert r.headers["content-type"] == "application/json"
     check_length(r)
     body = json.loads(r.content)
-    assert list(body) == ["error"]
+    assert list(body) == [*shape.beside, "error"]
     assert list(body["error"])[:4] == OPENAI_KEYS
-    assert body == {"error": shape.expected}
+    assert body == {**shape.beside, "error": shape.expected}
 
 
 def test_error_exact_bytes_nim_422_with_data_prefix(up, plain) -> None:
@@ -208,7 +208,12 @@ def test_error_exact_bytes_nim_422_with_data_prefix(up, plain) -> None:
     assert r.headers["content-type"] == "application/json"
     check_length(r)
     assert r.content == (
-        b'{\n  "error": {\n    "message": "body -> frequency_penalty\\n  Extra inputs are not permitted '
+        b'{\n  "type": "urn:inference-service:problem-details:unprocessable-entity",\n'
+        b'  "title": "Unprocessable Entity",\n  "status": 422,\n'
+        b'  "detail": "body -> frequency_penalty\\n  Extra inputs are not permitted (type=extra_forbidden)",\n'
+        b'  "instance": "/v2/nvcf/pexec/functions/1136f83f-32b8-4e2a-8a83-0d1a4d0a3e6c",\n'
+        b'  "requestId": "2230b3a0-5f55-4bb5-9a8c-1f3a0bd1d2a1",\n'
+        b'  "error": {\n    "message": "body -> frequency_penalty\\n  Extra inputs are not permitted '
         b'(type=extra_forbidden)",\n    "type": "invalid_request_error",\n    "param": null,\n'
         b'    "code": null\n  }\n}\n'
     ), show(r.content)

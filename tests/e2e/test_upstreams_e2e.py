@@ -115,7 +115,59 @@ def test_nim_repeated_tool_name(rig) -> None:
 
 def test_nim_problem_json_422(rig) -> None:
     """HTTP 422 with {"error":{"message": <the problem's detail>, ...}}, not `data:{problem}`."""
-    check(rig, U.nim_problem_json_422)
+    body = check(rig, U.nim_problem_json_422)
+    problem = json.loads(body)
+    assert {k: problem[k] for k in U.NIM_422_PROBLEM} == U.NIM_422_PROBLEM  # kept for NVIDIA's own client
+
+
+def test_nim_function_strict_401(rig) -> None:
+    """HTTP 400 (not 401: the key is fine) with NIM's message and its own type, param and code."""
+    obj = json.loads(check(rig, U.nim_function_strict_401))
+    assert obj == json.loads(U.nim_function_strict_401.reply.body)
+
+
+def test_nim_resource_exhausted(rig) -> None:
+    """HTTP 429 (not 500): the worker cap is a rate limit; type "requests"."""
+    assert json.loads(check(rig, U.nim_resource_exhausted))["error"]["type"] == "requests"
+
+
+def test_nim_function_not_found_404(rig) -> None:
+    """HTTP 404 with code "model_not_found", the problem's members beside `error`."""
+    obj = json.loads(check(rig, U.nim_function_not_found_404))
+    assert obj["error"]["code"] == "model_not_found"
+    assert obj["status"] == 404 and obj["title"] == "Not Found"
+
+
+def test_nim_function_gone_410(rig) -> None:
+    """HTTP 404 model_not_found for NIM's 410; the problem still says 410."""
+    obj = json.loads(check(rig, U.nim_function_gone_410))
+    assert obj["error"]["code"] == "model_not_found" and obj["status"] == 410
+
+
+def test_nim_degraded_function(rig) -> None:
+    """HTTP 503 server_error: the function is degraded, the request is fine."""
+    assert json.loads(check(rig, U.nim_degraded_function))["error"]["type"] == "server_error"
+
+
+def test_nim_rate_limit_429(rig) -> None:
+    """HTTP 429 with message "Too Many Requests", status and title kept at the top level."""
+    obj = json.loads(check(rig, U.nim_rate_limit_429))
+    assert {k: obj[k] for k in U.NIM_RATE_LIMIT_PROBLEM} == U.NIM_RATE_LIMIT_PROBLEM
+
+
+def test_nim_flat_error(rig) -> None:
+    """HTTP 400 wrapped in `error`, NIM's type and code kept."""
+    assert json.loads(check(rig, U.nim_flat_error))["error"]["type"] == "Bad Request"
+
+
+def test_nim_error_string(rig) -> None:
+    """HTTP 400 with the string as `error.message`."""
+    check(rig, U.nim_error_string)
+
+
+def test_nim_penalties_422(rig) -> None:
+    """HTTP 422 with both lines as `error.message` (with the generic profile nothing is learned)."""
+    check(rig, U.nim_penalties_422)
 
 
 def test_nim_backend_error_leak(rig) -> None:

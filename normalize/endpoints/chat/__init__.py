@@ -2,7 +2,10 @@
 
 Contract: `CHAT.open(request, env)` rewrites the request body (model aliases,
 `stream_options` without `stream`, dropped and renamed parameters:
-request.py); the exchange streams a success that is an event stream, or that
+request.py; what the upstream's validation rejects: validation.py); the
+exchange learns from an upstream's rejection what to drop or lower from then
+on (rejected.py) and, for a request that is not streamed, offers the repaired
+request as `retry`; it streams a success that is an event stream, or that
 the client asked to stream (exo labels its streams application/json),
 through `ChatStream`, and rewrites a whole reply: errors in OpenAI's shape,
 an error sent with status 200 as the error it is, a chat.completion as
@@ -14,6 +17,7 @@ its reasoning back as reasoning_content.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Any
 
 from ...profiles.thinking import OPENS_INSIDE, THINK_TAGS
@@ -21,12 +25,15 @@ from ...repairs import Repair
 from ...wire.body import parse_json_body
 from ...wire.jsonio import dump
 from ..base import UNCHANGED, Env, Exchange, Forward, Head, Reply, Request, Transducer, Unchanged
-from ..errors import error_object, error_status
+from ..errors import error_object, error_reply, error_status
+from ..learned import Context
 from .completion import rewrite_completion
 from .options import Options
+from .rejected import TOOL_FUNCTION, rejected_params, token_limit
 from .request import rewrite_request
 from .stream import ChatStream
 from .think import FOLD, SPLIT, unfold_history
+from .validation import TOKEN_KEYS, Fit, fit_request, is_int, with_max_tokens, without
 
 log = logging.getLogger(__name__)
 
@@ -39,23 +46,32 @@ class ChatExchange(Exchange):
         self.model: str | None = None  # the model sent upstream
         self.alias: str | None = None  # the alias the client asked for, reported back
         self.opens_inside = False  # the reply starts inside reasoning, with no <think> (think.py)
+        self.sent: dict[str, Any] | None = None  # the body sent upstream (not copied: never changed)
+        self.was_retried = False  # `retry` was sent: a second rejection is the client's
+        self.error_repairs: list[Repair] = []  # those of the rejection a retry replaced
+        self.sent_next: dict[str, Any] | None = None  # the body of `retry`
 
     def read_request(self, body: dict[str, Any]) -> dict[str, Any]:
         """The body to send upstream; remembers what the reply needs to know."""
-        settings = self.env.settings
+        settings, profile = self.env.settings, self.env.profile
+        legacy = settings.legacy_params and profile.renames_legacy_params
         new, repairs, alias = rewrite_request(
             body,
             model_map=settings.model_map,
             drop_params=settings.drop_params,
-            rename_legacy=settings.legacy_params,
+            rename_legacy=legacy,
         )
+        model = new.get("model") if isinstance(new.get("model"), str) else None
+        learned = self.env.shared.learned.get(self.env.host, model)
+        fit_request(new, Fit(profile, learned, settings.default_max_tokens, legacy), repairs)
         self.repairs.update(repairs)
         options = body.get("stream_options")
         self.stream_requested = body.get("stream") is True
         self.include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        self.model = new.get("model") if isinstance(new.get("model"), str) else None
+        self.model = model
         self.alias = alias
-        return self.reasoning(new)
+        self.sent = self.reasoning(new)
+        return self.sent
 
     def reasoning(self, body: dict[str, Any]) -> dict[str, Any]:
         """Whether the reply will start inside reasoning; in `fold` mode, history unfolded
@@ -118,6 +134,71 @@ class ChatExchange(Exchange):
             repairs[Repair.body_not_bare_json] += 1  # DeepSeek's blank lines under load, NIM's data:
         self.repairs.update(repairs)
         return Reply.json(head.status, out) if out != obj or repairs else UNCHANGED
+
+    # -- what a rejection teaches ------------------------------------------------
+
+    def error(self, head: Head, body: bytes) -> Reply | Unchanged:
+        """An error reply in OpenAI's shape; what it says the upstream rejects is learned, the
+        client's message says so, and a request that was not streamed gets a repaired `retry`.
+        (A bridge's exchange that builds on this one gets the same by calling `error`.)"""
+        status, error, repairs = error_reply(head.status, body, head.content_type)
+        message = error["error"].get("message")
+        note, retry = self.learn(status, message if isinstance(message, str) else "")
+        if note:
+            error = {**error, "error": {**error["error"], "message": f"{message} ({note})"}}
+        if retry is not None and not self.stream_requested and not self.was_retried:
+            self.retry = Forward(body=dump(retry))
+            self.sent_next = retry
+            self.error_repairs = repairs
+        if not repairs and not note:
+            return UNCHANGED
+        self.repairs.update(repairs)
+        return Reply.json(status, error)
+
+    def learn(self, status: int, message: str) -> tuple[str, dict[str, Any] | None]:
+        """What the profile lets this rejection teach: a note for the client, and the repaired body."""
+        profile, sent, model, host = self.env.profile, self.sent, self.model, self.env.host
+        if sent is None or model is None or not 400 <= status < 500 or status == 429:
+            return "", None
+        learned = self.env.shared.learned
+        notes: list[str] = []
+        retry: dict[str, Any] | None = None
+        if profile.learns_rejected_params:
+            params = [p for p in rejected_params(message) if sends(sent, p)]
+            if params:
+                learned.reject(host, model, params)
+                retry = without(sent, frozenset(params))
+                names = ", ".join(f"`{p}`" for p in params)
+                notes.append(f"the proxy will drop {names} from this model's requests from now on")
+                self.repairs[Repair.param_rejected] += len(params)
+        asked = max([v for k in TOKEN_KEYS if is_int(v := sent.get(k))], default=None)
+        limit = token_limit(message) if profile.learns_max_tokens and asked is not None else None
+        fits = limit.fits if limit is not None else None
+        if limit is not None and asked is not None and fits is not None and 1 <= fits < asked:
+            if limit.cap is not None:
+                learned.limit(host, model, cap=limit.cap)
+            elif limit.context is not None and limit.prompt is not None:
+                learned.limit(host, model, context=Context(limit.context, limit.prompt / max(len(dump(sent)), 1)))
+            retry = with_max_tokens(retry or sent, fits)
+            notes.append(f"the proxy will lower max_tokens to what this model allows from now on (here {fits})")
+            self.repairs[Repair.max_tokens_rejected] += 1
+        return "; ".join(notes), retry
+
+    def retried(self) -> None:
+        """The glue sent `retry` in place of the rejection: that error never reached the client."""
+        self.repairs = +(self.repairs - Counter(self.error_repairs))
+        self.repairs[Repair.rejected_request_retried] += 1
+        self.was_retried, self.retry, self.sent = True, None, self.sent_next
+
+
+def sends(body: dict[str, Any], path: str) -> bool:
+    """The body has this learned path (a top-level key, or a key of some tool's function)."""
+    if not path.startswith(TOOL_FUNCTION):
+        return path in body
+    key, tools = path.removeprefix(TOOL_FUNCTION), body.get("tools")
+    return isinstance(tools, list) and any(
+        isinstance(t, dict) and isinstance(t.get("function"), dict) and key in t["function"] for t in tools
+    )
 
 
 class Chat:

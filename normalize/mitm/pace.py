@@ -1,0 +1,82 @@
+"""The wait behind `normalize_rate_limit`: requests held on the event loop until their key's window has room.
+
+Contract: `Pace.configure(limit)` starts (or stops, with None) pacing;
+`await pace.hold(key, gone)` returns once a request of `key` may go upstream
+(or its client has gone), and how long it waited, or None when that would take longer than `MAX_WAIT` (the
+caller answers 429 instead); `pace.retry_after(key, value)` pauses the key
+for what an upstream's 429 asked. Requests of one key go in the order they
+came (an asyncio.Lock per key, released in FIFO order); only the first of
+them sleeps, on `asyncio.sleep`, so nothing blocks the loop and the process
+sits idle while requests wait. The arithmetic is `normalize.pacing`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable
+
+from ..endpoints.base import Reply
+from ..endpoints.errors import openai_error
+from ..pacing import MAX_WAIT, Pacer, RateLimit, retry_after
+
+
+class Pace:
+    def __init__(self) -> None:
+        self.pacer: Pacer | None = None
+        self.locks: dict[str, tuple[asyncio.Lock, int]] = {}  # key -> (lock, requests using it)
+
+    def configure(self, limit: RateLimit | None) -> None:
+        if limit is None:
+            self.pacer = None
+        elif self.pacer is None or self.pacer.limit != limit:
+            self.pacer = Pacer(limit)
+
+    @property
+    def on(self) -> bool:
+        return self.pacer is not None
+
+    async def hold(self, key: str, gone: Callable[[], bool] = lambda: False) -> float | None:
+        """`gone()` says the client has left: its request is let go at once and takes no turn
+        (mitmproxy does not send a request whose client has gone)."""
+        pacer = self.pacer
+        if pacer is None:
+            return 0.0
+        start = time.monotonic()
+        lock, users = self.locks.get(key) or (asyncio.Lock(), 0)
+        self.locks[key] = (lock, users + 1)
+        try:
+            async with asyncio.timeout(MAX_WAIT):
+                async with lock:
+                    while not gone() and (wait := pacer.delay(key, time.monotonic())) > 0:
+                        await asyncio.sleep(wait)
+                    if not gone():
+                        pacer.sent(key, time.monotonic())
+        except TimeoutError:
+            return None
+        finally:
+            lock, users = self.locks[key]
+            if users > 1:
+                self.locks[key] = (lock, users - 1)
+            else:
+                del self.locks[key]
+        return time.monotonic() - start
+
+    def retry_after(self, key: str, value: str) -> float | None:
+        """Pauses `key` for what a Retry-After header says; the seconds, or None if unreadable."""
+        seconds = retry_after(value, time.time())
+        if self.pacer is not None and seconds is not None:
+            self.pacer.pause(key, time.monotonic() + seconds)
+        return seconds
+
+
+def wait_too_long(limit: RateLimit | None) -> Reply:
+    """The proxy's own 429 for a request that would wait longer than MAX_WAIT, in OpenAI's shape."""
+    seconds = limit.seconds if limit is not None else MAX_WAIT
+    error = openai_error(
+        f"Too many requests for normalize_rate_limit ({limit}): this one would have waited more than {MAX_WAIT:.0f} s; retry later.",
+        429,
+        code="rate_limit_exceeded",
+    )
+    return Reply.json(429, error, headers=(("retry-after", str(math.ceil(seconds))),))

@@ -1,0 +1,86 @@
+"""Sending a repaired request once more, in place of a rejection the client has not seen yet.
+
+Contract: `await resend(flow, change, timeout)` sends a copy of `flow`'s
+request, changed as `change` says, to the same upstream, and returns the
+upstream's response, or None when none came (an error, or `timeout`). The
+caller uses it only from the `response` hook of a reply that was not
+streamed: mitmproxy has read the whole rejection and sent the client
+nothing yet, so the client gets the retry's reply instead, as if it had
+been the first.
+
+How: the copy goes through mitmproxy's own client-replay handler
+(`mitmproxy.addons.clientplayback.ReplayHandler`, the one `replay.client`
+uses), so it is sent exactly as mitmproxy sends a request: the same
+connection options, TLS settings, upstream proxy mode, and every addon sees
+it as a replayed flow (mitmweb lists it, `-w` saves it). It is not put on
+`replay.client`'s queue, which replays one flow at a time and would make one
+client's retry wait for another's. The copy is marked (`is_retry`) so this
+addon's hooks leave it alone: its body is already rewritten. Its stored
+request headers are redacted once it is done, like any flow's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from mitmproxy import ctx, http
+
+from ..endpoints.base import Forward
+from .record import redact
+
+log = logging.getLogger("normalize")
+
+_MARK = "_normalize_retry"
+
+try:
+    from mitmproxy.addons.clientplayback import ReplayHandler
+except ImportError:  # pragma: no cover - a mitmproxy without it: rejections pass through
+    ReplayHandler = None  # type: ignore[assignment,misc]
+
+
+def available() -> bool:
+    return ReplayHandler is not None
+
+
+def is_retry(flow: http.HTTPFlow) -> bool:
+    return getattr(flow, _MARK, False)
+
+
+async def resend(
+    flow: http.HTTPFlow,
+    change: Forward,
+    timeout: float,
+    label: str,
+    keys: tuple[tuple[str, list[str]], ...] = (),
+    *,
+    redact_keys: bool = True,
+) -> http.Response | None:
+    """`keys`: the API key headers as the client sent them (the flow's own are redacted by now)."""
+    assert ReplayHandler is not None
+    copy = flow.copy()
+    setattr(copy, _MARK, True)
+    copy.is_replay = "request"
+    copy.response = None
+    copy.error = None
+    if flow.response is not None:
+        copy.request.http_version = flow.response.http_version  # what the upstream spoke
+    for name, values in keys:
+        copy.request.headers.set_all(name, values)
+    if change.body is not None:
+        copy.request.content = change.body
+    handler = ReplayHandler(copy, ctx.options)
+    try:
+        await asyncio.wait_for(handler.replay(), timeout)
+    except TimeoutError:
+        log.warning("%s: the retry got no reply within %.0f s; the client gets the rejection", label, timeout)
+        for transport in handler.transports.values():
+            if transport.handler:
+                transport.handler.cancel()
+        return None
+    finally:
+        if redact_keys:
+            redact(copy)
+    if copy.response is None:
+        log.warning("%s: the retry failed (%s); the client gets the rejection", label, copy.error.msg if copy.error else "no reply")
+    return copy.response

@@ -1,0 +1,199 @@
+"""Pacing: the window arithmetic (no clock: times are passed in), and the hold on the event loop."""
+
+import asyncio
+import json
+import time
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from normalize.mitm.pace import Pace
+from normalize.pacing import MAX_WAIT, Pacer, RateLimit, key_of, parse_rate_limit, retry_after
+
+
+@pytest.mark.parametrize(
+    ("text", "limit"),
+    [("40/60s", RateLimit(40, 60.0)), ("40/1m", RateLimit(40, 60.0)), ("20/2s", RateLimit(20, 2.0)),
+     ("5/s", RateLimit(5, 1.0)), ("40/60", RateLimit(40, 60.0)), (" 3 / 500ms ", RateLimit(3, 0.5)), ("", None)],
+)
+def test_parse_rate_limit(text, limit):
+    assert parse_rate_limit(text) == limit
+
+
+@pytest.mark.parametrize("bad", ["40", "0/60s", "40/0s", "x/60s", "40/60d", "-1/5s"])
+def test_parse_rate_limit_refuses(bad):
+    with pytest.raises(ValueError):
+        parse_rate_limit(bad)
+
+
+def test_key_of_hashes_the_key():
+    a = key_of("integrate.api.nvidia.com", {"authorization": "Bearer nvapi-secret"})
+    assert a == key_of("integrate.api.nvidia.com", {"authorization": "bearer nvapi-secret", "api-key": "other"})
+    assert "secret" not in a and len(a) == 12
+    assert a != key_of("integrate.api.nvidia.com", {"authorization": "Bearer nvapi-other"})
+    assert a != key_of("other.host", {"authorization": "Bearer nvapi-secret"})
+    assert key_of("h", {"x-api-key": "k"}) == key_of("h", {"api-key": "k"})
+
+
+def test_window():
+    limit = RateLimit(3, 10.0)
+    pacer = Pacer(limit)
+    window = 10.0 + limit.slack
+    for t in (0.0, 1.0, 2.0):
+        assert pacer.delay("k", t) == 0
+        pacer.sent("k", t)
+    assert pacer.delay("k", 2.0) == pytest.approx(window - 2.0)  # the fourth waits for the first to leave
+    assert pacer.delay("other", 2.0) == 0  # keys are counted apart
+    pacer.sent("k", window)
+    assert pacer.delay("k", window) == pytest.approx(1.0)  # now the second must leave
+
+
+def test_pause():
+    pacer = Pacer(RateLimit(100, 1.0))
+    pacer.pause("k", 30.0)
+    assert pacer.delay("k", 10.0) == 20.0
+    pacer.pause("k", 20.0)  # a shorter pause does not shorten it
+    assert pacer.delay("k", 10.0) == 20.0
+    assert pacer.delay("k", 31.0) == 0
+
+
+@given(st.lists(st.floats(0, 5), max_size=60), st.integers(1, 5), st.floats(0.5, 3))
+def test_never_more_than_the_limit_in_a_window(gaps, requests, seconds):
+    """Sending whenever `delay` says 0 (else at the time it says): no window holds more than the limit."""
+    limit = RateLimit(requests, seconds)
+    pacer, now, sent = Pacer(limit), 0.0, []
+    for gap in gaps:
+        now += gap
+        now += pacer.delay("k", now)
+        assert pacer.delay("k", now) == 0
+        pacer.sent("k", now)
+        sent.append(now)
+    for i, t in enumerate(sent):
+        assert sum(1 for u in sent[i:] if u < t + seconds) <= requests
+
+
+def test_retry_after():
+    assert retry_after("7", 0) == 7
+    assert retry_after("1.5", 0) == 1.5
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412470) == 10
+    assert retry_after("-3", 0) == 0
+    assert retry_after("100000", 0) == MAX_WAIT
+    assert retry_after("soon", 0) is None
+    assert retry_after("nan", 0) is None
+
+
+def test_rate_limit_held():
+    """The hold on the event loop: 3 requests at 2/0.2s, the third waits for the window,
+    sleeping (the loop runs other work meanwhile), in the order they came."""
+
+    async def main():
+        pace = Pace()
+        pace.configure(RateLimit(2, 0.2))
+        order = []
+
+        async def one(i):
+            held = await pace.hold("k")
+            order.append(i)
+            return held
+
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while len(order) < 3:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        start = time.monotonic()
+        held, _ = await asyncio.gather(asyncio.gather(*(one(i) for i in range(3))), ticker())
+        assert order == [0, 1, 2]
+        assert held[0] < 0.05 and held[1] < 0.05 and held[2] >= 0.2
+        assert time.monotonic() - start >= 0.2
+        assert ticks >= 5  # the loop was free while the third waited
+        assert pace.locks == {}  # nothing kept for a key no request waits on
+
+    asyncio.run(main())
+
+
+def test_rate_limit_exceeded_wait(monkeypatch):
+    """A wait longer than MAX_WAIT is given up (the glue answers 429)."""
+    monkeypatch.setattr("normalize.mitm.pace.MAX_WAIT", 0.05)
+
+    async def main():
+        pace = Pace()
+        pace.configure(RateLimit(1, 60.0))
+        assert await pace.hold("k") is not None
+        assert await pace.hold("k") is None
+        assert pace.locks == {}
+
+    asyncio.run(main())
+
+
+def test_upstream_retry_after_pauses_the_key():
+    async def main():
+        pace = Pace()
+        pace.configure(RateLimit(100, 1.0))
+        assert pace.retry_after("k", "0.2") == 0.2
+        held = await pace.hold("k")
+        assert held >= 0.2
+        assert await pace.hold("other") < 0.05
+
+    asyncio.run(main())
+
+
+def test_client_gone_takes_no_turn():
+    async def main():
+        pace = Pace()
+        pace.configure(RateLimit(1, 60.0))
+        assert await pace.hold("k") is not None
+        assert await pace.hold("k", lambda: True) is not None  # let go at once, no turn taken
+        assert len(pace.pacer.sends["k"]) == 1
+
+    asyncio.run(main())
+
+
+# -- the hook ----------------------------------------------------------------------
+
+from mitmproxy.test import taddons, tflow, tutils  # noqa: E402
+
+from normalize.mitm import addon  # noqa: E402
+
+
+def chat_flow(key="nvapi-a"):
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "Hi"}]}).encode()
+    flow = tflow.tflow(req=tutils.treq(host="api.example.com", port=443, path="/v1/chat/completions", method=b"POST",
+                                       content=body, headers=((b"authorization", f"Bearer {key}".encode()),)))
+    flow.client_conn.timestamp_end = None  # the client is still there
+    return flow
+
+
+def test_request_hook_waits_only_when_pacing():
+    a = addon.Normalize()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, normalize_hosts=["api.example.com"])
+        assert a.request(chat_flow()) is None  # nothing to wait for: a plain hook
+        tctx.configure(a, normalize_rate_limit="5/s")
+        waiting = a.request(chat_flow())
+        assert asyncio.iscoroutine(waiting)
+        assert asyncio.run(waiting) is True
+
+
+def test_wait_too_long_is_answered_429(monkeypatch):
+    monkeypatch.setattr("normalize.mitm.pace.MAX_WAIT", 0.05)
+    a = addon.Normalize()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, normalize_hosts=["api.example.com"], normalize_rate_limit="1/60s")
+
+        async def main():
+            first, second = chat_flow(), chat_flow()
+            assert await a.request(first) is True and first.response is None
+            assert await a.request(second) is False
+            return second
+
+        flow = asyncio.run(main())
+        assert flow.response.status_code == 429
+        assert flow.response.headers["retry-after"] == "60"
+        assert json.loads(flow.response.content)["error"]["code"] == "rate_limit_exceeded"
+        a.response(flow)
+        assert flow.comment == "normalized: answered 429: the wait for normalize_rate_limit was too long"
