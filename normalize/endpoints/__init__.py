@@ -18,6 +18,7 @@ from .base import Endpoint
 from .chat import CHAT
 from .fallback import FALLBACK
 from .models import MODEL, MODELS
+from .responses.exchange import RESPONSES, STORED_RESPONSES
 
 Matcher = Callable[[tuple[str, ...]], bool]
 
@@ -44,6 +45,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", ends_with("models"), MODELS),
     Route("GET", within("models"), MODEL),
     # the Responses bridge
+    Route("POST", ends_with("responses"), RESPONSES),
+    Route("GET", within("responses"), STORED_RESPONSES),
+    Route("DELETE", within("responses"), STORED_RESPONSES),
     # the Messages bridge
     # embeddings
     # the addon's own health check

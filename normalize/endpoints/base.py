@@ -26,6 +26,7 @@ from ..repairs import Repair
 from ..wire.body import parse_json_body
 from ..wire.jsonio import MAX_CONTAINERS, dump_pretty
 from .errors import error_body
+from .responses.store import ResponseStore
 
 if TYPE_CHECKING:
     from ..profiles import Profile
@@ -126,6 +127,7 @@ class Shared:
     """State that outlives one flow, owned by the addon and handed to every exchange."""
 
     # -- the Responses bridge
+    responses: ResponseStore = field(default_factory=ResponseStore)  # bounded by the exchange from Settings
 
     # -- profiles: learned parameters, pacing
 
