@@ -22,6 +22,7 @@ from tests.harness.proxy import REPO
 
 CODEX = REPO / "tests" / "node" / "node_modules" / ".bin" / "codex"
 KEY = "nvapi-test-key"
+NIM_MODEL = "qwen/qwen3-coder-480b-a35b-instruct"
 ANSWER = "Hello from NIM — naïve café 東京 🚀 \"quoted\""
 PATCH = "*** Begin Patch\n*** Add File: hello.txt\n+Hello from the bridge — 東京\n*** End Patch\n"
 
@@ -100,8 +101,11 @@ def test_codex_runs_a_shell_tool_and_answers(rig, tmp_path):
     assert any(e["type"] == "item.completed" and e["item"]["type"] == "command_execution" for e in events)
 
 
-def test_codex_applies_a_patch(rig, tmp_path):
-    upstream, mitm = rig
+def test_codex_applies_a_patch(upstream, mitmdump, tmp_path):
+    # gpt-5.5 is a model Codex knows to offer its freeform apply_patch tool; the alias
+    # (README: Responses API clients) sends it to the NIM model.
+    options = {"normalize_model_map": f"gpt-5.5={NIM_MODEL}"}
+    mitm = mitmdump.start(mode=f"reverse:{upstream.url}", normalize_hosts=[upstream.host_port], options=options)
 
     def turns(body):
         if not tool_results(body):
@@ -111,12 +115,12 @@ def test_codex_applies_a_patch(rig, tmp_path):
         return [("content", "Created hello.txt.")], "stop"
 
     nim_chat(upstream, turns)
-    # gpt-5.5 is a model Codex knows to offer the freeform apply_patch tool; the alias sends it to NIM's model.
     done, events, output, workspace = codex(f"{mitm.url}/v1", "Create hello.txt", tmp_path, model="gpt-5.5")
     assert done.returncode == 0, done.stdout + done.stderr
     assert (workspace / "hello.txt").read_text() == "Hello from the bridge — 東京\n"
     assert output == "Created hello.txt."
     first, second = (json.loads(r.body) for r in upstream.requests)
+    assert first["model"] == second["model"] == NIM_MODEL
     patch_tool = next(t["function"] for t in first["tools"] if t["function"]["name"] == "apply_patch")
     assert patch_tool["parameters"]["required"] == ["input"] and "lark grammar" in patch_tool["description"]
     call = next(m for m in second["messages"] if m.get("tool_calls"))["tool_calls"][0]
