@@ -167,7 +167,7 @@ def test_strict_dropped_for_nim_only():
     assert json.loads(route("POST", ("v1", "responses")).endpoint.open(request, vllm).forward.body)["tools"][0]["function"]["strict"] is True
 
 
-def test_cursor_agent_body_on_the_chat_path():
+def test_responses_body_on_chat_path():
     body = {"model": "gpt-4o", "input": [{"role": "user", "content": "hi"}], "stream": True,
             "tools": [{"type": "function", "name": "read_file", "parameters": {"type": "object"}}], "include": [], "reasoning": {"effort": "low"}}
     exchange = open_("POST", "/v1/chat/completions", body)

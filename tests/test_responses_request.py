@@ -104,7 +104,7 @@ def test_input_items_without_type_are_messages():
     ]
 
 
-def test_content_parts():
+def test_content_part_unsupported():
     item = {"role": "user", "content": [
         {"type": "input_text", "text": "What is this?"},
         {"type": "input_image", "image_url": "data:image/png;base64,AAAA", "detail": "low"},
@@ -151,7 +151,7 @@ def test_function_calls_and_outputs():
     ]
 
 
-def test_custom_tool_calls_and_outputs():
+def test_custom_tool_unsupported_calls_in_history():
     patch = "*** Begin Patch\n*** Add File: a.txt\n+hi\n*** End Patch\n"
     body = {"input": [
         {"type": "custom_tool_call", "call_id": "call_p", "name": "apply_patch", "input": patch},
@@ -163,26 +163,26 @@ def test_custom_tool_calls_and_outputs():
     assert messages[1] == {"role": "tool", "tool_call_id": "call_p", "content": "Success. Updated the following files:\nA a.txt\n"}
 
 
-def test_namespace_call_in_history_keeps_its_chat_name():
+def test_namespace_tool_unsupported_call_in_history():
     body = {"input": [{"type": "function_call", "call_id": "c", "name": "close_agent", "namespace": "multi_agent_v1", "arguments": "{}"}],
             "tools": CODEX["tools"]}
     assert chat(body)["messages"][0]["tool_calls"][0]["function"]["name"] == "multi_agent_v1__close_agent"
 
 
-def test_reasoning_items_are_not_sent():
+def test_reasoning_item_unsupported():
     bridged = to_chat({"input": [{"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": None},
                                  {"role": "user", "content": "hi"}]})
     assert bridged.chat["messages"] == [{"role": "user", "content": "hi"}]
     assert bridged.repairs[Repair.reasoning_item_unsupported] == 1
 
 
-def test_items_chat_cannot_carry_are_dropped():
+def test_input_item_unsupported():
     bridged = to_chat({"input": [{"type": "web_search_call", "id": "ws_1", "status": "completed"}, "text", {"role": "user", "content": "hi"}]})
     assert bridged.chat["messages"] == [{"role": "user", "content": "hi"}]
     assert bridged.repairs[Repair.input_item_unsupported] == 2
 
 
-def test_strict_is_sent_only_where_the_upstream_takes_it():
+def test_tool_strict_rejected():
     tools = [{"type": "function", "name": "f", "strict": True, "parameters": {"type": "object"}}]
     assert chat({"tools": tools, "input": "x"})["tools"][0]["function"]["strict"] is True
     rejected = to_chat({"tools": tools, "input": "x"}, strict_ok=False)
@@ -190,7 +190,9 @@ def test_strict_is_sent_only_where_the_upstream_takes_it():
     assert rejected.repairs[Repair.tool_strict_rejected] == 1
 
 
-def test_hosted_tools_are_dropped_never_a_400(caplog):
+def test_hosted_tool_unavailable(caplog):
+    # Dropped with a log line and a count, never a 400; other bridges drop web_search,
+    # tool_search and namespace tools silently (maxx PR #813, HarnessRouter/harnessrouter#202).
     caplog.set_level("INFO")
     bridged = to_chat({"input": "x", "tools": [{"type": "web_search"}, {"type": "file_search", "vector_store_ids": []},
                                                {"type": "code_interpreter"}, {"type": "image_generation"}, {"type": "computer_use_preview"}],
@@ -234,7 +236,7 @@ def test_not_streamed_asks_no_usage():
     assert "stream_options" not in chat({"input": "x", "stream": False})
 
 
-def test_previous_response_items_come_first():
+def test_previous_response_unsupported():
     stored = [{"type": "message", "role": "user", "content": "first"},
               {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "one"}]}]
     bridged = to_chat({"previous_response_id": "resp_1", "instructions": "Be brief.", "input": "second"},
@@ -253,7 +255,7 @@ def test_unknown_previous_response_is_openais_400():
                                        "param": "previous_response_id", "code": "previous_response_not_found"}}
 
 
-def test_item_reference_is_resolved_from_the_store():
+def test_item_reference_unsupported():
     item = {"type": "message", "id": "msg_7", "role": "user", "content": "kept"}
     bridged = to_chat({"input": [{"type": "item_reference", "id": "msg_7"}]}, Lookup(item=lambda iid: item if iid == "msg_7" else None))
     assert bridged.chat["messages"] == [{"role": "user", "content": "kept"}]

@@ -133,7 +133,7 @@ def test_arguments_sent_in_one_delta_reach_done():
     assert assemble(body).calls == [("function_call", "exec_command", '{"cmd": "echo hi"}')]
 
 
-def test_custom_tool_call_comes_back_as_custom_tool_call():
+def test_custom_tool_unsupported_call_comes_back_as_custom_tool_call():
     # A bridge answering with function_call breaks Codex: "tool apply_patch invoked with
     # incompatible payload" (antirez/ds4#745).
     arguments = json.dumps({"input": PATCH}, ensure_ascii=False)
@@ -152,7 +152,7 @@ def test_custom_tool_input_written_as_plain_text_is_the_input():
     assert assemble(body).calls == [("custom_tool_call", "apply_patch", PATCH)]
 
 
-def test_namespace_call_names_its_namespace():
+def test_namespace_tool_unsupported_call_names_its_namespace():
     body, _, _ = run(nim_stream([("call", 0, "call_n1", "multi_agent_v1__close_agent", '{"target": "a"}')], finish="tool_calls"))
     item = assemble(body).items[0]
     assert (item["name"], item["namespace"], item["arguments"]) == ("close_agent", "multi_agent_v1", '{"target": "a"}')
@@ -244,7 +244,7 @@ def test_keep_alive_comments_pass():
     assert assemble(body).text == "a"
 
 
-def test_foreign_event_is_left_out(caplog):
+def test_chat_event_foreign(caplog):
     pieces = nim_stream([("content", "a")])
     with caplog.at_level(logging.WARNING):
         body, _, sink = run([pieces[0], b'data: {"hello": 1}\n\n', *pieces[1:]])
@@ -253,7 +253,7 @@ def test_foreign_event_is_left_out(caplog):
     assert assemble(body).terminal == "response.completed"
 
 
-def test_choice_beyond_first_is_left_out(caplog):
+def test_choice_beyond_first(caplog):
     second = nim_chunk({"content": "other"})
     second["choices"][0]["index"] = 1
     pieces = nim_stream([("content", "a")])

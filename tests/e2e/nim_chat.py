@@ -7,8 +7,11 @@ the steps of the reply (see tests/responses_stream.py: ("content", text),
 reason. A stream request gets NIM's stream (role:null, content:null and the
 other nulls in every chunk, usage on every chunk when include_usage was
 asked, one event per HTTP chunk); a whole request gets NIM's chat.completion.
-`/v1/responses` is not served (404), as on integrate.api.nvidia.com.
-`NIM_PROBLEM_422` is NIM's problem+json error reply.
+`/v1/responses` is not served (404), as on integrate.api.nvidia.com. Like
+NIM's hosted endpoint, it refuses a body with keys chat does not have, with
+the 400 NIM sends (`Validation: Unsupported parameter(s): ...`,
+router-for-me/CLIProxyAPI#4149), so a test fails if the bridge leaks a
+Responses-only key. `NIM_PROBLEM_422` is NIM's problem+json error reply.
 """
 
 from __future__ import annotations
@@ -24,12 +27,21 @@ from tests.upstreams import NIM_422_PROBLEM, NIM_ID, compact
 CHAT_PATH = "/v1/chat/completions"
 Turns = Callable[[dict[str, Any]], tuple[list[tuple[Any, ...]], str]]
 NIM_404 = b'{"status":404,"title":"Not Found","detail":"Not Found"}'
+# Chat request keys this upstream takes; any other is refused as NIM refuses it.
+CHAT_KEYS = frozenset(
+    {"model", "messages", "stream", "stream_options", "tools", "tool_choice", "parallel_tool_calls", "max_tokens"}
+    | {"temperature", "top_p", "stop", "response_format", "reasoning_effort", "seed", "n", "logprobs", "top_logprobs"}
+)
 NIM_PROBLEM_422 = Reply(422, [("Content-Type", "application/problem+json")], [b"data:" + compact(NIM_422_PROBLEM) + b"\n\n"], "content-length")
 
 
 def nim_chat(upstream: ScriptedUpstream, turns: Turns, *, path: str = CHAT_PATH) -> None:
     def answer(request: RecordedRequest) -> Reply:
         body = json.loads(request.body)
+        unknown = sorted(set(body) - CHAT_KEYS)
+        if unknown:
+            error = {"error": {"message": f"Validation: Unsupported parameter(s): {', '.join(unknown)}", "type": "Bad Request", "code": 400}}
+            return Reply(400, [("Content-Type", "application/json")], [compact(error)], "content-length")
         steps, finish = turns(body)
         if body.get("stream") is True:
             asked = (body.get("stream_options") or {}).get("include_usage") is True

@@ -244,3 +244,25 @@ def test_ai_sdk_against_the_raw_upstream_gets_404(rig):
     nim_chat(up, weather_turns)
     got = ai_sdk(up.url)
     assert not got["ok"] and got["errors"][0]["status"] == 404
+
+
+# -- Cursor's agent mode: a Responses body on the chat path ---------------------------------
+
+
+def test_responses_body_on_chat_path_is_answered_as_chat(rig):
+    # No Cursor client runs here (it calls from Cursor's servers); openai-python posts the
+    # body Cursor's agent sends and reads the reply as chat chunks, as Cursor does.
+    from openai import Stream
+    from openai.types.chat import ChatCompletionChunk
+
+    up, mitm = rig
+    nim_chat(up, weather_turns)
+    body = {"model": MODEL, "stream": True, "input": [{"role": "user", "content": "Weather in Paris?"}],
+            "tools": [WEATHER], "include": [], "reasoning": {"effort": "low"}}  # fmt: skip
+    chunks = client(mitm.url).post("/chat/completions", body=body, cast_to=ChatCompletionChunk, stream=True, stream_cls=Stream[ChatCompletionChunk])
+    calls = [call for chunk in chunks for choice in chunk.choices for call in choice.delta.tool_calls or []]
+    assert calls[0].function.name == "get_weather" and "".join(c.function.arguments or "" for c in calls) == '{"city": "Paris"}'
+    sent = json.loads(up.requests[0].body)
+    assert sent["messages"] == [{"role": "user", "content": "Weather in Paris?"}] and "input" not in sent
+    with pytest.raises(openai.BadRequestError, match=r"Unsupported parameter\(s\): include, input, reasoning"):  # NIM, asked directly
+        client(up.url).post("/chat/completions", body=body, cast_to=ChatCompletionChunk, stream=True, stream_cls=Stream[ChatCompletionChunk])
