@@ -250,6 +250,7 @@ class Messages:
 
     def _drop(self, repair: Repair, what: str) -> None:
         self.repairs[repair] += 1
-        if what not in self._dropped:
+        what = what[:40]  # a type name the client chose: logged, so kept short
+        if what not in self._dropped and len(self._dropped) < 8:
             self._dropped.add(what)
             log.info("%s: a %s item or part cannot be sent to a chat upstream; left out", self.label, what)

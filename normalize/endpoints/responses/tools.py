@@ -93,7 +93,8 @@ def chat_tools(tools: Any, *, strict_ok: bool, repairs: Counter[Repair], label: 
             hosted.append(str(kind) if isinstance(tool, dict) else type(tool).__name__)
     if hosted:
         repairs[Repair.hosted_tool_unavailable] += len(hosted)
-        log.info("%s: tools the upstream cannot run were left out: %s", label, ", ".join(sorted(set(hosted))))
+        kinds = sorted({kind[:40] for kind in hosted})  # type names the client chose: logged, so kept short
+        log.info("%s: tools the upstream cannot run were left out: %s", label, ", ".join(kinds[:8]) + (", ..." if len(kinds) > 8 else ""))
     return out, names
 
 
