@@ -253,6 +253,16 @@ def test_chat_event_foreign(caplog):
     assert assemble(body).terminal == "response.completed"
 
 
+def test_unreadable_event_fails_the_response(caplog):
+    # What it said is lost: the reply is not whole, so it must not read as completed.
+    pieces = nim_stream([("content", "a"), ("content", "b")])
+    with caplog.at_level(logging.WARNING):
+        body, _, _ = run([*pieces[:2], b'data: {"choices":[{"index":0,"delta":{"content":"\xff"}}]}\n\n', *pieces[2:]])
+    got = assemble(body)
+    assert got.terminal == "response.failed" and got.text == "a"
+    assert got.error["message"] == "The upstream sent an event that could not be read."
+
+
 def test_choice_beyond_first(caplog):
     second = nim_chunk({"content": "other"})
     second["choices"][0]["index"] = 1

@@ -9,7 +9,8 @@ than the last, starting at 0; the stream opens with `response.created` and
 
   response.completed   the upstream finished (finish_reason stop, tool_calls)
   response.incomplete  finish_reason length (max_output_tokens) or content_filter
-  response.failed      an upstream error, a stream cut off or unreadable, a
+  response.failed      an upstream error, a stream cut off or unreadable (an
+                       event whose data is no JSON, one too large to read), a
                        stream that ended before saying anything: never a
                        `completed` for what could not be read (Codex retries
                        until it sees `completed`, and must not take a cut
@@ -38,7 +39,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ...repairs import Repair
-from ...wire.jsonio import dump
+from ...wire.jsonio import NotJSON, dump, loads
+from ...wire.sse import parse_block
+from ..chat.options import MAX_EVENT_CONTAINERS
 from .custom_input import InputReader
 from .shapes import INCOMPLETE, Shell, failure, placeholder, responses_usage, splice, text_or
 from .tools import CUSTOM, ToolMap
@@ -169,6 +172,16 @@ class ResponsesSink:
         return line + b"\n\n"  # keep-alives keep the client's connection alive
 
     def foreign(self, block: bytes) -> bytes:
+        """An event that is no chat chunk: one whose data cannot be read fails the response
+        (what it said is lost); a JSON object or fields without data are left out, counted."""
+        data = parse_block(block).data
+        if data and data.strip():
+            try:
+                readable = isinstance(loads(data, max_containers=MAX_EVENT_CONTAINERS), dict)
+            except NotJSON:
+                readable = False
+            if not readable:
+                return self._fail({"code": "server_error", "message": "The upstream sent an event that could not be read."})
         if not self.repairs[Repair.chat_event_foreign]:
             log.warning("%s: an upstream event is no chat chunk; it has no place in a Responses stream and is left out", self.label)
         self.repairs[Repair.chat_event_foreign] += 1
