@@ -43,56 +43,13 @@ from ...wire.jsonio import NotJSON, dump, loads
 from ...wire.sse import parse_block
 from ..chat.options import MAX_EVENT_CONTAINERS
 from .custom_input import InputReader
-from .shapes import INCOMPLETE, Shell, failure, placeholder, responses_usage, splice, text_or
+from .items import CUSTOM_CALL, FUNCTION_CALL, ID_PREFIX, MESSAGE, REASONING, TEXT_EVENTS, TEXT_KEYS, Item, call_item, text_part
+from .shapes import INCOMPLETE, Shell, failure, responses_usage, splice, text_or
 from .tools import CUSTOM, ToolMap
 
 log = logging.getLogger(__name__)
 
-MESSAGE, REFUSAL, REASONING, FUNCTION_CALL, CUSTOM_CALL = "message", "refusal", "reasoning", "function_call", "custom_tool_call"
-_TEXT_KEYS = {"content": MESSAGE, "reasoning_content": REASONING, "reasoning": REASONING, "refusal": REFUSAL}
-_ID_PREFIX = {MESSAGE: "msg", REFUSAL: "msg", REASONING: "rs", FUNCTION_CALL: "fc", CUSTOM_CALL: "ctc"}
-# Per text kind: the delta and done event types, the part (and its text key), and where the part sits.
-_TEXT_EVENTS = {
-    MESSAGE: ("response.output_text.delta", "response.output_text.done", "text", "content_index"),
-    REFUSAL: ("response.refusal.delta", "response.refusal.done", "refusal", "content_index"),
-    REASONING: ("response.reasoning_summary_text.delta", "response.reasoning_summary_text.done", "text", "summary_index"),
-}
 _CHOICE_KEYS = frozenset({"index", "delta", "logprobs", "finish_reason"})
-
-
-class _Item:
-    __slots__ = (
-        "arguments",
-        "call_id",
-        "done",
-        "head",
-        "id",
-        "index",
-        "kind",
-        "mark",
-        "mid",
-        "name",
-        "namespace",
-        "pieces",
-        "reader",
-        "tail",
-    )
-
-    def __init__(self, kind: str, item_id: str, index: int) -> None:
-        self.kind = kind
-        self.id = item_id
-        self.index = index
-        self.mark = placeholder(index)  # stands for the text in .done events and the response
-        self.pieces: list[bytes] = []  # text kinds: the deltas' JSON literals, without their quotes
-        self.head = self.mid = self.tail = b""  # text kinds: a delta event around its sequence number and literal
-        self.call_id = self.name = ""
-        self.namespace: str | None = None
-        self.arguments: list[str] = []  # calls: the arguments (custom: the input) as sent
-        self.reader: InputReader | None = None
-        self.done: dict[str, Any] | None = None  # the finished item, text as its placeholder
-
-    def literal(self) -> bytes:
-        return b'"' + b"".join(self.pieces) + b'"'
 
 
 class ResponsesSink:
@@ -107,9 +64,9 @@ class ResponsesSink:
         self._seq = 0
         self._started = False
         self._over = False
-        self._items: list[_Item] = []
-        self._open: _Item | None = None  # the text item deltas go to
-        self._calls: dict[int, _Item] = {}  # open tool calls by chat index
+        self._items: list[Item] = []
+        self._open: Item | None = None  # the text item deltas go to
+        self._calls: dict[int, Item] = {}  # open tool calls by chat index
         self._call_ids: set[str] = set()
         self._finish: str | None = None
         self._usage: Any = None
@@ -200,7 +157,7 @@ class ResponsesSink:
         if not isinstance(delta, dict) or len(delta) != 1 or choice.get("index") != 0:
             return None
         ((key, value),) = delta.items()
-        kind = _TEXT_KEYS.get(key)
+        kind = TEXT_KEYS.get(key)
         if value != probe or kind is None:
             return None
 
@@ -227,7 +184,7 @@ class ResponsesSink:
         delta = choice.get("delta")
         if isinstance(delta, dict):
             for key, value in delta.items():
-                kind = _TEXT_KEYS.get(key)
+                kind = TEXT_KEYS.get(key)
                 if kind is not None and isinstance(value, str) and value:
                     out.append(self._text(kind, value))
                 elif key == "tool_calls" and isinstance(value, list):
@@ -254,7 +211,7 @@ class ResponsesSink:
     def _open_text(self, kind: str) -> bytes:
         item = self._new(kind)
         self._open = item
-        delta_type, _, _, where = _TEXT_EVENTS[kind]
+        delta_type, _, _, where = TEXT_EVENTS[kind]
         head = f"event: {delta_type}\ndata: " + '{"type":"' + delta_type + '","sequence_number":'
         item.head = head.encode()
         item.mid = (
@@ -267,7 +224,7 @@ class ResponsesSink:
             part_event = "response.reasoning_summary_part.added"
         else:
             added = {"id": item.id, "type": "message", "status": "in_progress", "content": [], "role": "assistant"}
-            part = _part(kind, "")
+            part = text_part(kind, "")
             part_event = "response.content_part.added"
         return self._event("response.output_item.added", {"output_index": item.index, "item": added}) + self._event(
             part_event, {"item_id": item.id, "output_index": item.index, where: 0, "part": part}
@@ -278,7 +235,7 @@ class ResponsesSink:
         if item is None:
             return b""
         self._open = None
-        _, done_type, key, where = _TEXT_EVENTS[item.kind]
+        _, done_type, key, where = TEXT_EVENTS[item.kind]
         texts = {item.mark: item.literal()}
         at = {"item_id": item.id, "output_index": item.index, where: 0}
         done: dict[str, Any] = {**at, key: item.mark}
@@ -289,7 +246,7 @@ class ResponsesSink:
             item.done = {"id": item.id, "type": "reasoning", "summary": [part]}
             part_event = "response.reasoning_summary_part.done"
         else:
-            part = _part(item.kind, item.mark)
+            part = text_part(item.kind, item.mark)
             item.done = {"id": item.id, "type": "message", "status": status, "content": [part], "role": "assistant"}
             part_event = "response.content_part.done"
         return (
@@ -310,7 +267,7 @@ class ResponsesSink:
         if item is None:
             out = self._close_text()
             item = self._calls[index] = self._open_call(call, function)
-            out += self._event("response.output_item.added", {"output_index": item.index, "item": self._call_item(item, "in_progress")})
+            out += self._event("response.output_item.added", {"output_index": item.index, "item": call_item(item, "in_progress")})
         arguments = function.get("arguments")
         if not isinstance(arguments, str) or not arguments:
             return out
@@ -324,7 +281,7 @@ class ResponsesSink:
             return out
         return out + self._event("response.custom_tool_call_input.delta", {"item_id": item.id, "output_index": item.index, "delta": text})
 
-    def _open_call(self, call: dict[str, Any], function: dict[str, Any]) -> _Item:
+    def _open_call(self, call: dict[str, Any], function: dict[str, Any]) -> Item:
         tool = self.tools.tool(text_or(function.get("name")))
         item = self._new(CUSTOM_CALL if tool.kind == CUSTOM else FUNCTION_CALL)
         call_id = text_or(call.get("id")) or "call_" + item.id[3:27]
@@ -338,16 +295,7 @@ class ResponsesSink:
             item.reader = InputReader()
         return item
 
-    def _call_item(self, item: _Item, status: str, value: str = "") -> dict[str, Any]:
-        if item.kind == CUSTOM_CALL:
-            out = {"id": item.id, "type": CUSTOM_CALL, "status": status, "call_id": item.call_id, "input": value, "name": item.name}
-        else:
-            out = {"id": item.id, "type": FUNCTION_CALL, "status": status, "arguments": value, "call_id": item.call_id, "name": item.name}
-        if item.namespace is not None:
-            out["namespace"] = item.namespace
-        return out
-
-    def _close_call(self, item: _Item, status: str) -> bytes:
+    def _close_call(self, item: Item, status: str) -> bytes:
         arguments = "".join(item.arguments)
         at = {"item_id": item.id, "output_index": item.index}
         out = b""
@@ -360,7 +308,7 @@ class ResponsesSink:
         else:
             value = arguments
             out = self._event("response.function_call_arguments.done", {**at, "arguments": value})
-        item.done = self._call_item(item, status, value)
+        item.done = call_item(item, status, value)
         return out + self._event("response.output_item.done", {"output_index": item.index, "item": item.done})
 
     # -- the whole response --------------------------------------------------------
@@ -389,7 +337,7 @@ class ResponsesSink:
     def _terminal(self, kind: str, status: str, *, error: dict[str, Any] | None = None, incomplete: str | None = None) -> bytes:
         self._over = True
         done = [item for item in self._items if item.done is not None]
-        texts = {item.mark: item.literal() for item in done if item.kind in _TEXT_EVENTS}
+        texts = {item.mark: item.literal() for item in done if item.kind in TEXT_EVENTS}
         usage = responses_usage(self._usage)
         response = self.shell.response(status, [item.done for item in done], usage, error=error, incomplete=incomplete)
         body = splice(response, texts)
@@ -403,8 +351,8 @@ class ResponsesSink:
         head = b'{"type":"' + kind.encode() + b'","sequence_number":' + str(seq).encode() + b',"response":'
         return b"event: " + kind.encode() + b"\ndata: " + head + body + b"}\n\n"
 
-    def _new(self, kind: str) -> _Item:
-        item = _Item(kind, self.shell.make_id(_ID_PREFIX[kind]), len(self._items))
+    def _new(self, kind: str) -> Item:
+        item = Item(kind, self.shell.make_id(ID_PREFIX[kind]), len(self._items))
         self._items.append(item)
         return item
 
@@ -414,9 +362,3 @@ class ResponsesSink:
         obj = {"type": kind, "sequence_number": seq, **fields}
         body = splice(obj, texts) if texts else dump(obj)
         return b"event: " + kind.encode() + b"\ndata: " + body + b"\n\n"
-
-
-def _part(kind: str, text: str) -> dict[str, Any]:
-    if kind == REFUSAL:
-        return {"type": "refusal", "refusal": text}
-    return {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
