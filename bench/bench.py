@@ -15,6 +15,10 @@ a Markdown table on stdout (progress goes to stderr):
   resident memory       VmRSS of the addon proxy around one long stream
   core alone            ChatStream.feed (normalize.endpoints.chat) in this process, one event per call
 
+Rows marked "bridged" send the addon a Responses API request (`POST /v1/responses`,
+bench/responses.py) for the same upstream chat stream the passthrough streams as it
+comes: the addon's cost of answering a Responses client from a chat upstream.
+
 Every stream is checked as it is read: the text must be exactly the
 upstream's, there must be one [DONE] at the end, and the addon's output must
 be OpenAI-shaped (no `usage: null`, no null in a choice but finish_reason and
@@ -48,6 +52,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from bench import responses as bridge
 from bench import upstream as shapes
 from tests.harness.proxy import MitmdumpLauncher, MitmdumpProcess
 
@@ -65,6 +70,9 @@ CPU_SHAPES = (
     ("nim_reasoning", "NIM-shaped stream, text in reasoning_content"),
     ("openai", "conforming stream"),
     ("nim_unique", "NIM-shaped stream, no text twice (worst case)"),
+    # "shape:responses": the addon is asked through the Responses bridge (bench/responses.py).
+    ("nim:responses", "NIM-shaped stream, bridged to a Responses client"),
+    ("nim_usage:responses", "NIM-shaped stream, usage on every chunk, bridged to a Responses client"),
 )
 # Choice keys OpenAI itself sends as null.
 CHOICE_NULLS = frozenset({"finish_reason", "logprobs"})
@@ -309,6 +317,7 @@ def stream(
     query: str = "",
     openai_shape: bool | None = None,
     watch: Callable[[Received], None] | None = None,
+    responses: bool = False,
 ) -> Received:
     """One streamed chat completion through `proxy` (regular mode, plain HTTP).
 
@@ -319,11 +328,15 @@ def stream(
     label = f"{proxy.name}, {shape} stream of {events} events" + (f" paced at {pace_us} us" if pace_us else "")
     if openai_shape is None:
         openai_shape = proxy.name == "addon"
-    checker = EventChecker(label, openai_shape=openai_shape, timestamps=bool(pace_us))
+    checker: EventChecker | bridge.ResponsesChecker = EventChecker(label, openai_shape=openai_shape, timestamps=bool(pace_us))
     body = json.dumps({"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "bench"}]}).encode()
+    path = "/v1/chat/completions"
+    if responses:  # a Responses client of the bridge: the upstream still gets (and streams) chat
+        checker = bridge.ResponsesChecker(label + " (bridged)", Received(), BenchError, timestamps=bool(pace_us))
+        body, path = json.dumps(bridge.REQUEST).encode(), "/v1/responses"
     authority = f"127.0.0.1:{upstream_port}"
     request = (
-        f"POST http://{authority}/v1/chat/completions?shape={shape}&events={events}&pace_us={pace_us}{query} HTTP/1.1\r\n"
+        f"POST http://{authority}{path}?shape={shape}&events={events}&pace_us={pace_us}{query} HTTP/1.1\r\n"
         f"host: {authority}\r\ncontent-type: application/json\r\naccept: text/event-stream\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     ).encode() + body
@@ -423,9 +436,11 @@ def progress(message: str) -> None:
 
 
 def cpu_run(proxy: Proxy, up: int, shape: str, n: int) -> float:
-    """Proxy CPU microseconds per event of one unpaced stream; the text is checked."""
+    """Proxy CPU microseconds per event of one unpaced stream; the text is checked.
+    `shape:responses`: the addon answers a Responses request (the passthrough, the chat one)."""
+    shape, _, api = shape.partition(":")
     before = cpu_seconds(proxy.pid)
-    got = stream(proxy, up, shape=shape, events=n, timeout=max(60, n / 2000))
+    got = stream(proxy, up, shape=shape, events=n, timeout=max(60, n / 2000), responses=api == "responses" and proxy.name == "addon")
     after = cpu_seconds(proxy.pid)
     check_text(got, f"{proxy.name}, {shape} stream of {n:,} events", n, shape)
     return (after - before) / (n + FRAME_EVENTS) * 1e6
@@ -522,6 +537,9 @@ def core_events(shape: str, n: int) -> list[bytes]:
     """The events of an n-content-event stream, as the upstream writes them."""
     first, content, finish, done = shapes.events(shape)
     k = len(content)
+    if shape in shapes.USAGE_SHAPES:
+        middle = [shapes.with_usage(content[i % k], i + 1) for i in range(n)]
+        return [shapes.with_usage(first, 0), *middle, shapes.with_usage(finish, n), done]
     return [first, *(content[i % k] for i in range(n)), finish, done]
 
 
@@ -549,17 +567,26 @@ def measure_core(sizes: Sizes, res: Results) -> None:
         ("conforming, fast path off", "openai", False),
         ("NIM-shaped, text in reasoning_content, fast path on", "nim_reasoning", True),
         ("NIM-shaped, no text twice, fast path on", "nim_unique", True),
+        ("NIM-shaped, bridged to Responses events, fast path on", "nim:responses", True),
+        ("NIM-shaped, bridged to Responses events, fast path off", "nim:responses", False),
+        ("NIM-shaped, usage on every chunk, bridged to Responses events", "nim_usage:responses", True),
     ):
+        shape, _, api = shape.partition(":")
         events = core_events(shape, n)
+        run = bridge.core_run if api else core_run
         times = []
         for _ in range(sizes.core_repeats):
-            seconds, out = core_run(events, fast)
+            seconds, out = run(events, fast)
             times.append(seconds)
         body = b"".join(out)
-        checker = EventChecker(f"core, {label}", openai_shape=True, timestamps=False)
+        checker = (
+            bridge.ResponsesChecker(f"core, {label}", Received(), BenchError)
+            if api
+            else EventChecker(f"core, {label}", openai_shape=True, timestamps=False)
+        )
         checker.feed(body, 0)
         check_text(checker.close(), f"core, {label}", n, shape)
-        if outputs.setdefault(shape, body) != body:
+        if outputs.setdefault(f"{shape}:{api}", body) != body:
             raise BenchError(f"core, {shape}: the fast path and the full rules wrote different bytes")
         seconds = statistics.median(times)
         res.core.append((label, len(events) / seconds, seconds / len(events) * 1e6))

@@ -7,6 +7,8 @@ server cannot outlive it). Every request gets a stream shaped by its query:
   shape=nim      NVIDIA NIM chunks: key order and nulls as NIM sends them
   shape=nim_reasoning  the same, the text in reasoning_content (content null), as thinking models send it
   shape=nim_unique     NIM-shaped, every text numbered so none comes twice (the worst case)
+  shape=nim_usage      NIM-shaped, usage (running totals) on every chunk, as NIM sends it when
+                       the request asks for usage (the Responses bridge always does)
   shape=openai   already OpenAI-shaped ("conforming"): no nulls in the delta, no usage
   events=N       N content events, between a role event and a finishing event, then [DONE]
   pace_us=P      0: every event as fast as the socket takes it (for CPU);
@@ -55,7 +57,7 @@ def _dump(obj: object) -> bytes:
 
 def chunk(shape: str, content: str | None, *, role: str | None = None, finish_reason: str | None = None) -> bytes:
     """One event, `data: <json>\\n\\n`, in the given shape."""
-    if shape in ("nim", "nim_reasoning", "nim_unique"):
+    if shape in ("nim", "nim_reasoning", "nim_unique", "nim_usage"):
         if shape == "nim_reasoning":
             content, reasoning = None, content
         else:
@@ -92,6 +94,15 @@ def chunk(shape: str, content: str | None, *, role: str | None = None, finish_re
     else:
         raise ValueError(f"unknown shape {shape!r}")
     return b"data: " + _dump(obj) + b"\n\n"
+
+
+USAGE_SHAPES = frozenset({"nim_usage"})
+
+
+def with_usage(event: bytes, completion_tokens: int) -> bytes:
+    """A nim_usage event: the chunk with its running usage (NIM writes usage last)."""
+    usage = b'"usage":{"prompt_tokens":9,"total_tokens":%d,"completion_tokens":%d}}' % (9 + completion_tokens, completion_tokens)
+    return event.replace(b'"usage":null}', usage, 1)
 
 
 def pieces(shape: str) -> list[str]:
@@ -202,6 +213,8 @@ class Handler(socketserver.BaseRequestHandler):
     @staticmethod
     def stream(sock: socket.socket, shape: str, n: int, pace_ns: int) -> None:
         first, content, finish, done = events(shape)
+        if shape in USAGE_SHAPES:
+            first = with_usage(first, 0)
         send = sock.sendall
         send(HEADERS)
         send(frame(first))
@@ -215,6 +228,11 @@ class Handler(socketserver.BaseRequestHandler):
                 if now < target:
                     time.sleep((target - now) / 1e9)
                 send(b"%s%019d%s" % (prefix, time.monotonic_ns(), suffix))
+        elif shape in USAGE_SHAPES:
+            k = len(content)
+            for i in range(n):
+                send(frame(with_usage(content[i % k], i + 1)))
+            finish = with_usage(finish, n)
         else:
             frames = [frame(event) for event in content]
             k = len(frames)

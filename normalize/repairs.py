@@ -116,6 +116,22 @@ class Repair(enum.StrEnum):
     # -- hardening: caps and failures (mitm/, wire/) ---------------------------
 
     # -- the Responses bridge (endpoints/responses/) --------------------------
+    # The upstream speaks chat completions only: what of a Responses request chat cannot carry.
+    responses_param_unsupported = "responses_param_unsupported", "{n} Responses-only param{s} not sent upstream"
+    hosted_tool_unavailable = "hosted_tool_unavailable", "{n} hosted tool{s} dropped (they cannot run upstream)"
+    custom_tool_unsupported = "custom_tool_unsupported", "{n} custom tool{s} sent as function{s} taking one string"
+    namespace_tool_unsupported = "namespace_tool_unsupported", "{n} namespace tool{s} flattened into functions"
+    tool_strict_rejected = "tool_strict_rejected", "strict dropped from {n} tool{s} (the upstream rejects it)"
+    reasoning_item_unsupported = "reasoning_item_unsupported", "{n} reasoning item{s} not sent upstream"
+    input_item_unsupported = "input_item_unsupported", "{n} input item{s} that chat cannot carry dropped"
+    content_part_unsupported = "content_part_unsupported", "{n} content part{s} that chat cannot carry dropped"
+    previous_response_unsupported = "previous_response_unsupported", "previous response replayed from the proxy's store"
+    item_reference_unsupported = "item_reference_unsupported", "{n} item reference{s} resolved from the proxy's store"
+    responses_body_on_chat_path = "responses_body_on_chat_path", "Responses-shaped body (Cursor agent) sent as chat"
+    # ... and what of the upstream's chat stream a Responses stream cannot carry.
+    chat_event_foreign = "chat_event_foreign", "{n} non-chat event{s} left out of the Responses stream"
+    choice_beyond_first = "choice_beyond_first", "{n} choice{s} beyond the first left out"
+    tool_call_id_reused = "tool_call_id_reused", "{n} reused tool call id{s} made unique"
 
     # -- the Messages bridge (endpoints/messages/) ----------------------------
 

@@ -31,6 +31,8 @@ class Settings:
     max_body_bytes: int = 16 * MiB
     redact_keys: bool = True
     # -- the bridges
+    responses: str = "bridge"  # bridge: Responses requests go upstream as chat; pass: untouched
+    responses_store_bytes: int = 64 * MiB  # responses kept for previous_response_id and GET (0: none)
 
     # -- profiles, reasoning, embeddings, pacing
     # reasoning and embeddings (README: Reasoning, Embeddings)

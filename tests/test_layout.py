@@ -9,6 +9,7 @@ import pytest
 from normalize.endpoints import FALLBACK, OTHER, ROUTES, route
 from normalize.endpoints.chat import CHAT
 from normalize.endpoints.models import MODEL, MODELS
+from normalize.endpoints.responses.exchange import RESPONSES, STORED_RESPONSES
 from normalize.mitm.options import OPTIONS
 from normalize.profiles import GENERIC, PROFILES, describe, profile_for
 
@@ -50,6 +51,11 @@ def test_no_module_is_much_over_400_lines():
         ("POST", "/openai/deployments/gpt4/chat/completions", CHAT),
         ("GET", "/v1/models", MODELS),
         ("GET", "/v1/models/meta/llama-3.1-8b-instruct", MODEL),
+        ("POST", "/v1/responses", RESPONSES),
+        ("GET", "/v1/responses/resp_1", STORED_RESPONSES),
+        ("GET", "/v1/responses/resp_1/input_items", STORED_RESPONSES),
+        ("DELETE", "/v1/responses/resp_1", STORED_RESPONSES),
+        ("GET", "/v1/responses", FALLBACK),
         ("GET", "/v1/chat/completions", FALLBACK),
         ("POST", "/v1/models", FALLBACK),
         ("POST", "/v1/completions", FALLBACK),

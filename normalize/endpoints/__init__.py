@@ -19,6 +19,7 @@ from .chat import CHAT
 from .embeddings import EMBEDDINGS
 from .fallback import FALLBACK
 from .models import MODEL, MODELS
+from .responses.exchange import RESPONSES, STORED_RESPONSES
 
 Matcher = Callable[[tuple[str, ...]], bool]
 
@@ -45,6 +46,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", ends_with("models"), MODELS),
     Route("GET", within("models"), MODEL),
     # the Responses bridge
+    Route("POST", ends_with("responses"), RESPONSES),
+    Route("GET", within("responses"), STORED_RESPONSES),
+    Route("DELETE", within("responses"), STORED_RESPONSES),
     # the Messages bridge
     Route("POST", ends_with("embeddings"), EMBEDDINGS),
     # the addon's own health check

@@ -27,6 +27,7 @@ from ..wire.body import parse_json_body
 from ..wire.jsonio import MAX_CONTAINERS, dump_pretty
 from .errors import error_reply
 from .learned import Learned
+from .responses.store import ResponseStore
 
 if TYPE_CHECKING:
     from ..profiles import Profile
@@ -128,6 +129,7 @@ class Shared:
     """State that outlives one flow, owned by the addon and handed to every exchange."""
 
     # -- the Responses bridge
+    responses: ResponseStore = field(default_factory=ResponseStore)  # bounded by the exchange from Settings
 
     # -- profiles: learned parameters, pacing
     learned: Learned = field(default_factory=Learned)  # what upstreams rejected, per (host, model)

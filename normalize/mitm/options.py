@@ -93,6 +93,12 @@ def at_least_zero(value: int) -> int:
     return value
 
 
+def bridge_or_pass(value: str) -> str:
+    if value not in ("bridge", "pass"):
+        raise ValueError(f"{value!r} is neither bridge nor pass")
+    return value
+
+
 def at_least_one(value: int) -> int:
     if value < 1:
         raise ValueError("must be 1 or more")
@@ -226,6 +232,23 @@ OPTIONS: tuple[Option, ...] = (
         "At most this many requests per API key reach the upstream in any window, e.g. 40/60s; "
         "the rest wait their turn in the proxy (off when empty).",
         parse_rate_limit,
+    ),
+    # -- the bridges
+    Option(
+        "normalize_responses",
+        str,
+        "bridge",
+        "bridge: OpenAI Responses API requests (POST .../responses) go upstream as chat completions and "
+        "are answered as Responses; pass: they go as they are (for upstreams that serve /v1/responses).",
+        bridge_or_pass,
+    ),
+    Option(
+        "normalize_responses_store_bytes",
+        int,
+        64 * MiB,
+        "Bytes of bridged responses kept in memory (least recently used dropped first) for "
+        "previous_response_id and GET/DELETE /v1/responses/{id}; 0 keeps none.",
+        at_least_zero,
     ),
 )
 # Which Settings field each option fills.

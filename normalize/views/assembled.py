@@ -111,6 +111,10 @@ def assembled_view(data: bytes) -> str:
     stripped = data.strip()
     if not stripped:
         return "(empty body)\n"
+    from .responses import is_responses, responses_view  # it builds on this module
+
+    if is_responses(data):
+        return responses_view(data)
     if stripped[:1] in (b"{", b"["):
         ok, body = loads_ok(stripped)
         if not ok:

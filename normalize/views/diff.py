@@ -19,6 +19,10 @@ ALIGN_WINDOW = 64
 @safe
 def before_after_view(original: bytes, rewritten: bytes) -> str:
     """The upstream's events beside the ones sent: `  ` same, `~` repaired, `-` dropped, `+` added."""
+    from .responses import bridged_view, is_responses  # it builds on the assembled view
+
+    if is_responses(rewritten) and not is_responses(original):
+        return bridged_view(original, rewritten)
     before = stream_units(as_bytes(original))
     after = stream_units(as_bytes(rewritten))
     a, b = before.units, after.units

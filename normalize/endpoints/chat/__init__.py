@@ -207,6 +207,13 @@ class Chat:
     def open(self, request: Request, env: Env) -> Exchange:
         exchange = ChatExchange(env)
         body = request.json()
+        if isinstance(body, dict) and "input" in body and "messages" not in body and env.settings.responses == "bridge":
+            # Cursor's agent mode: a Responses body sent here, answered as chat.
+            from ..responses.cursor import responses_body_as_chat  # the bridge imports this module
+
+            body = responses_body_as_chat(body, request, env, exchange)
+            if body is None:
+                return exchange
         if isinstance(body, dict):
             new = exchange.read_request(body)
             if exchange.repairs:

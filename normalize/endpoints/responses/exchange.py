@@ -1,0 +1,183 @@
+"""The Responses endpoints: `POST …/responses` bridged to `POST …/chat/completions`, and
+`GET`/`DELETE …/responses/{id}` (and `…/{id}/input_items`) answered from the store.
+
+Contract: with `normalize_responses=bridge` (the default), `RESPONSES.open`
+translates the body (request.py), applies the chat request rules to it
+(`ChatExchange.read_request`: aliases, dropped and renamed parameters) and
+sends it to the same prefix's `chat/completions`. A streamed reply goes
+through `ChatStream` with a `ResponsesSink`: every chat repair, then
+Responses events. A whole reply is repaired as a chat.completion, then
+answered as a Response (reply.py); errors keep the upstream's status in
+OpenAI's envelope. What OpenAI would refuse (an unknown previous response, a
+body that is no JSON object) is answered by the proxy, never sent upstream.
+Finished responses are kept (store.py) unless the request said `store: false`.
+With `normalize_responses=pass`, everything passes as it came (errors are
+still made OpenAI's shape).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ...repairs import Repair
+from ...wire.body import parse_json_body
+from ...wire.jsonio import NotJSON, dump, loads
+from ..base import Env, Exchange, Forward, Head, Reply, Request, Transducer, Unchanged
+from ..chat import ChatExchange
+from ..chat.completion import rewrite_completion
+from ..chat.stream import ChatStream
+from ..errors import error_object, error_status, openai_error
+from .reply import to_response
+from .request import Bridged, BridgeError, Lookup, to_chat
+from .shapes import Shell
+from .sink import ResponsesSink
+from .store import ResponseStore, key_scope
+
+log = logging.getLogger(__name__)
+
+# Upstream profiles whose chat endpoint rejects `strict` in a function tool
+# (NIM: 401 "Unknown parameter: function.strict", charmbracelet/crush#2472).
+STRICT_REJECTED = frozenset({"nim"})
+
+
+def store_of(env: Env) -> ResponseStore:
+    store = env.shared.responses
+    if store.max_bytes != env.settings.responses_store_bytes:
+        store.resize(env.settings.responses_store_bytes)
+    return store
+
+
+def lookup(env: Env, scope: str) -> Lookup:
+    store = store_of(env)
+    return Lookup(previous=lambda rid: store.context(scope, rid), item=lambda iid: store.item(scope, iid))
+
+
+def bridge(body: dict[str, Any], env: Env, scope: str) -> Bridged:
+    """A Responses body as chat, with the store for previous responses; BridgeError for what OpenAI refuses."""
+    return to_chat(body, lookup(env, scope), strict_ok=env.profile.name not in STRICT_REJECTED, label=env.label)
+
+
+class ResponsesExchange(ChatExchange):
+    verb = "bridged responses -> chat"
+
+    def __init__(self, env: Env, request: Request, body: dict[str, Any]) -> None:
+        super().__init__(env)
+        self.scope = key_scope(request.headers)
+        self.keep = body.get("store") is not False
+        model = body.get("model")
+        self.shell = Shell(body, model if isinstance(model, str) else "")
+        self.bridged: Bridged | None = None
+        try:
+            self.bridged = bridge(body, env, self.scope)
+        except BridgeError as e:
+            log.info("%s: answered %d: %s", env.label, e.status, e.error["error"]["message"])
+            self.answer = Reply.json(e.status, e.error)
+            return
+        self.repairs.update(self.bridged.repairs)
+        chat = self.read_request(self.bridged.chat)
+        self.forward = Forward(body=dump(chat), path=chat_path(request))
+
+    def stream(self, head: Head) -> Transducer | None:
+        if not head.ok or self.bridged is None or not (head.event_stream or self.stream_requested):
+            return None
+        sink = ResponsesSink(self.shell, self.bridged.tools, on_end=self._keep, label=self.env.label)
+        sink.repairs = self.repairs  # the sink's repairs are the exchange's
+        return ChatStream(self.options(), sink)
+
+    def whole(self, head: Head, body: bytes) -> Reply | Unchanged | None:
+        if head.status >= 400 or self.bridged is None:
+            return self.error(head, body) if head.status >= 400 else None
+        if not head.ok:
+            return None
+        obj = parse_json_body(body)
+        found = None if obj is None else error_object(obj)
+        if found is not None:
+            error, repair = found
+            self.repairs[Repair.error_at_status_200] += 1
+            if repair:
+                self.repairs[repair] += 1
+            return Reply.json(error_status(error), error)
+        if not isinstance(obj, dict) or not isinstance(obj.get("choices"), (list, dict)):
+            log.warning("%s: the upstream's reply is no chat completion; answering 502", self.env.label)
+            return Reply.json(502, openai_error("The upstream's reply is not a chat completion.", 502))
+        completion, repairs = rewrite_completion(obj, self.options())
+        self.repairs.update(repairs)
+        response = to_response(completion, self.shell, self.bridged.tools)
+        self._keep(dump(response))
+        return Reply.json(head.status, response)
+
+    def _keep(self, response_json: bytes) -> None:
+        if not self.keep or self.bridged is None:
+            return
+        try:
+            response = loads(response_json)
+        except NotJSON:
+            return
+        store = store_of(self.env)
+        output = response.get("output") if isinstance(response.get("output"), list) else []
+        if not store.put(self.scope, response, self.bridged.context + output) and store.max_bytes:
+            log.info("%s: response %s is larger than normalize_responses_store_bytes; not kept", self.env.label, response.get("id"))
+
+
+def chat_path(request: Request) -> str:
+    """`/v1/responses` -> `/v1/chat/completions`: the same prefix, the query kept."""
+    path = request.path.rstrip("/")
+    path = path[: -len("responses")] + "chat/completions"
+    return f"{path}?{request.query}" if request.query else path
+
+
+class Responses:
+    name = "responses"
+
+    def open(self, request: Request, env: Env) -> Exchange:
+        if env.settings.responses != "bridge":
+            return Exchange(env)
+        body = request.json()
+        if not isinstance(body, dict):
+            why = request.problem or ("the body is not a JSON object" if request.body else "there is no body")
+            log.warning("%s: not a Responses request (%s); answering 400", env.label, why)
+            exchange = Exchange(env)
+            exchange.answer = Reply.json(400, openai_error("We could not parse the JSON body of your request.", 400))
+            return exchange
+        return ResponsesExchange(env, request, body)
+
+
+class StoredResponses:
+    """`GET …/responses/{id}`, `GET …/responses/{id}/input_items`, `DELETE …/responses/{id}`."""
+
+    name = "responses store"
+
+    def open(self, request: Request, env: Env) -> Exchange:
+        exchange = Exchange(env)
+        if env.settings.responses != "bridge":
+            return exchange
+        exchange.verb = "answered from the responses store"
+        parts = [part for part in request.path.split("/") if part]
+        after = parts[len(parts) - 1 - parts[::-1].index("responses") + 1 :]
+        response_id, rest = after[0], after[1:]
+        store, scope = store_of(env), key_scope(request.headers)
+        found = store.response(scope, response_id)
+        if found is None or rest not in ([], ["input_items"]) or (rest and request.method != "GET"):
+            exchange.answer = Reply.json(404, openai_error(f"Response with id '{response_id}' not found.", 404))
+        elif request.method == "DELETE":
+            store.delete(scope, response_id)
+            exchange.answer = Reply.json(200, {"id": response_id, "object": "response", "deleted": True})
+        elif rest:
+            exchange.answer = Reply.json(200, input_items(store.context(scope, response_id) or [], found))
+        else:
+            exchange.answer = Reply.json(200, found)
+        return exchange
+
+
+def input_items(context: list[Any], response: dict[str, Any]) -> dict[str, Any]:
+    """The items a response was given (its conversation without its own output), newest first as OpenAI lists them."""
+    output = response.get("output") if isinstance(response.get("output"), list) else []
+    given = context[: len(context) - len(output)] if output else context
+    data = [item for item in reversed(given) if isinstance(item, dict)]
+    ids = [item.get("id") for item in data]
+    return {"object": "list", "data": data, "first_id": ids[0] if ids else None, "last_id": ids[-1] if ids else None, "has_more": False}
+
+
+RESPONSES = Responses()
+STORED_RESPONSES = StoredResponses()

@@ -1,0 +1,181 @@
+"""The Responses API's objects, built from what a chat completion said.
+
+Contract: `Shell(request, model)` holds what a Response object repeats from
+its request (instructions, tools, tool_choice, ...) and makes the object for
+any status: `shell.response(status, output, usage, error=, incomplete=)`.
+`responses_usage(usage)` turns chat usage into the Responses one (anything
+that is no chat usage gives None). `failure(error)` is the `error` of a failed
+response from an OpenAI error envelope. `splice(obj, texts)` writes `obj` as
+compact JSON with placeholders replaced by JSON string literals, so long texts
+kept as literals are never decoded to be written again. Ids look like
+OpenAI's: a prefix and 48 hex digits.
+
+Field order follows OpenAI's own stream (a June 2025 capture quoted in
+AIProxySwift's OpenAIResponseStreamingEventTests): id, object, created_at,
+status, background, error, incomplete_details, instructions,
+max_output_tokens, model, output, parallel_tool_calls, previous_response_id,
+reasoning, service_tier, store, temperature, text, tool_choice, tools, top_p,
+truncation, usage, user, metadata.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ...ids import unix_now
+from ...wire.jsonio import dump
+
+# Chat finish reasons that end a response as incomplete, and why (Response.incomplete_details.reason).
+INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
+# Placeholders differ per process, so no client text can be taken for one.
+_TOKEN = secrets.token_hex(8)
+
+
+def new_id(prefix: str) -> str:
+    """`resp_`, `msg_`, `fc_`, `ctc_`, `rs_` + 48 hex digits, as OpenAI's ids read."""
+    return f"{prefix}_{secrets.token_hex(24)}"
+
+
+class Shell:
+    """What every Response object of one request says besides its output."""
+
+    def __init__(
+        self,
+        request: Mapping[str, Any],
+        model: str,
+        *,
+        make_id: Callable[[str], str] = new_id,
+        now: Callable[[], int] = unix_now,
+    ) -> None:
+        self.id = make_id("resp")
+        self.created_at = now()
+        self.make_id = make_id
+        reasoning = request.get("reasoning")
+        reasoning = reasoning if isinstance(reasoning, dict) else {}
+        text = request.get("text")
+        text = dict(text) if isinstance(text, dict) else {}
+        text.setdefault("format", {"type": "text"})
+        self.head: dict[str, Any] = {"background": False}
+        self.middle: dict[str, Any] = {
+            "instructions": _string(request.get("instructions")),
+            "max_output_tokens": _int(request.get("max_output_tokens")),
+            "model": model,
+        }
+        store = request.get("store")
+        self.tail: dict[str, Any] = {
+            "parallel_tool_calls": request.get("parallel_tool_calls") is not False,
+            "previous_response_id": _string(request.get("previous_response_id")),
+            "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+            "service_tier": "default",
+            "store": store is not False,
+            "temperature": _number(request.get("temperature")),
+            "text": text,
+            "tool_choice": request.get("tool_choice") if request.get("tool_choice") is not None else "auto",
+            "tools": request.get("tools") if isinstance(request.get("tools"), list) else [],
+            "top_p": _number(request.get("top_p")),
+            "truncation": request.get("truncation") if isinstance(request.get("truncation"), str) else "disabled",
+        }
+        metadata = request.get("metadata")
+        self.end = {"user": _string(request.get("user")), "metadata": metadata if isinstance(metadata, dict) else {}}
+
+    def response(
+        self,
+        status: str,
+        output: list[Any],
+        usage: dict[str, Any] | None = None,
+        *,
+        error: dict[str, Any] | None = None,
+        incomplete: str | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "response",
+            "created_at": self.created_at,
+            "status": status,
+            **self.head,
+            "error": error,
+            "incomplete_details": {"reason": incomplete} if incomplete else None,
+            **self.middle,
+            "output": output,
+            **self.tail,
+            "usage": usage,
+            **self.end,
+        }
+
+
+def responses_usage(usage: Any) -> dict[str, Any] | None:
+    """Chat usage (prompt/completion tokens) as the Responses API counts it (input/output tokens)."""
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+    total = usage.get("total_tokens")
+    prompt_details = usage.get("prompt_tokens_details")
+    completion_details = usage.get("completion_tokens_details")
+    cached = _count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0
+    reasoning = _count(completion_details.get("reasoning_tokens")) if isinstance(completion_details, dict) else 0
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": cached},
+        "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": reasoning},
+        "total_tokens": _count(total) if _count(total) else prompt + completion,
+    }
+
+
+def failure(error: Mapping[str, Any]) -> dict[str, Any]:
+    """A failed response's `error` ({code, message}) from OpenAI's `{"error": {...}}`.
+
+    Codex reads the code (`rate_limit_exceeded`, `context_length_exceeded`, ...);
+    an error with none is a `server_error`, as OpenAI's failed responses say."""
+    inner = error.get("error")
+    inner = inner if isinstance(inner, dict) else {}
+    code = inner.get("code")
+    if not isinstance(code, str) or not code or code.isdigit():
+        code = "rate_limit_exceeded" if inner.get("type") == "requests" or str(code) == "429" else "server_error"
+    message = inner.get("message")
+    return {"code": code, "message": message if isinstance(message, str) and message else "The upstream failed."}
+
+
+def placeholder(n: int) -> str:
+    """A string no text holds (private-use marks around a random token), to stand for text `n`."""
+    return f"\ue000{_TOKEN}-{n}\ue001"
+
+
+def splice(obj: Any, texts: Mapping[str, bytes]) -> bytes:
+    """`obj` as compact JSON, each placeholder (see `placeholder`) in `texts` replaced by its JSON literal."""
+    out = dump(obj)
+    for mark, literal in texts.items():
+        written = dump(mark)
+        if written not in out:
+            # dump fell back to ASCII escapes (a lone surrogate somewhere): so did the placeholder.
+            written = b'"\\ue000' + mark[1:-1].encode() + b'\\ue001"'
+        out = out.replace(written, literal)
+    return out
+
+
+def _string(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def text_or(value: Any, default: str = "") -> str:
+    """`value` when it is a string, else `default`."""
+    return value if isinstance(value, str) else default
+
+
+def object_or_empty(value: Any) -> dict[str, Any]:
+    """`value` when it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _number(value: Any) -> float | int | None:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

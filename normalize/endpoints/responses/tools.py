@@ -1,0 +1,167 @@
+"""A Responses request's tools as chat tools, and the names that map the calls back.
+
+Contract: `chat_tools(tools, strict_ok, repairs, label)` returns the chat
+`tools` list and the `ToolMap` for one request. Responses tools are flat
+(`{"type": "function", "name", "parameters", ...}`), chat's are nested
+(`{"type": "function", "function": {...}}`):
+
+  function     nested; `strict` sent only where the upstream takes it (a false
+               one, the default, is never sent); Responses-only keys
+               (`defer_loading`, `output_schema`, ...) left out
+  custom       (Codex's freeform `apply_patch`) a function taking one string,
+               `input`, its grammar or format told in the description; the
+               call comes back as a `custom_tool_call` whose input is that string
+  namespace    its member tools, each named `<namespace>__<name>` (another
+               suffix when that name is taken); calls come back with `name`
+               and `namespace` apart
+  hosted       (web_search, file_search, code_interpreter, computer use, image
+               generation, tool_search, mcp, ...) cannot run on a chat upstream:
+               left out, counted and logged, never a 400
+
+`ToolMap.tool(chat_name)` says what a chat call's name stands for;
+`ToolMap.chat_name(kind, name, namespace)` names a call from the conversation
+the same way, so history and tools agree.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...repairs import Repair
+
+log = logging.getLogger(__name__)
+
+FUNCTION, CUSTOM = "function", "custom"
+# Function keys chat knows; the rest are Responses-only.
+_FUNCTION_KEYS = ("name", "description", "parameters")
+NAMESPACE_SEPARATOR = "__"
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    kind: str  # FUNCTION or CUSTOM
+    name: str
+    namespace: str | None = None
+
+
+@dataclass
+class ToolMap:
+    by_chat_name: dict[str, Tool] = field(default_factory=dict)
+    chat_names: dict[Tool, str] = field(default_factory=dict)
+
+    def add(self, tool: Tool) -> str:
+        wanted = tool.name if tool.namespace is None else f"{tool.namespace}{NAMESPACE_SEPARATOR}{tool.name}"
+        name, n = wanted, 1
+        while name in self.by_chat_name:
+            n += 1
+            name = f"{wanted}_{n}"
+        self.by_chat_name[name] = tool
+        self.chat_names[tool] = name
+        return name
+
+    def tool(self, chat_name: str) -> Tool:
+        """What a call named `chat_name` upstream is: one of the request's tools, or a function of that name."""
+        return self.by_chat_name.get(chat_name) or Tool(FUNCTION, chat_name)
+
+    def chat_name(self, kind: str, name: str, namespace: str | None = None) -> str:
+        """The chat name of a call in the conversation (a tool no longer offered keeps the same rule)."""
+        known = self.chat_names.get(Tool(kind, name, namespace)) or self.chat_names.get(Tool(_other(kind), name, namespace))
+        if known is not None:
+            return known
+        return name if namespace is None else f"{namespace}{NAMESPACE_SEPARATOR}{name}"
+
+
+def chat_tools(tools: Any, *, strict_ok: bool, repairs: Counter[Repair], label: str) -> tuple[list[dict[str, Any]], ToolMap]:
+    out: list[dict[str, Any]] = []
+    names = ToolMap()
+    hosted: list[str] = []
+    for tool in tools if isinstance(tools, list) else ():
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if kind == "function" and isinstance(tool.get("name"), str):
+            out.append(_function(tool, names.add(Tool(FUNCTION, tool["name"])), strict_ok, repairs))
+        elif kind == "custom" and isinstance(tool.get("name"), str):
+            repairs[Repair.custom_tool_unsupported] += 1
+            out.append(_custom(tool, names.add(Tool(CUSTOM, tool["name"]))))
+        elif kind == "namespace" and isinstance(tool.get("name"), str):
+            repairs[Repair.namespace_tool_unsupported] += 1
+            out += _namespace(tool, names, strict_ok, repairs, hosted)
+        else:
+            hosted.append(str(kind) if isinstance(tool, dict) else type(tool).__name__)
+    if hosted:
+        repairs[Repair.hosted_tool_unavailable] += len(hosted)
+        kinds = sorted({kind[:40] for kind in hosted})  # type names the client chose: logged, so kept short
+        log.info("%s: tools the upstream cannot run were left out: %s", label, ", ".join(kinds[:8]) + (", ..." if len(kinds) > 8 else ""))
+    return out, names
+
+
+def _function(tool: dict[str, Any], name: str, strict_ok: bool, repairs: Counter[Repair]) -> dict[str, Any]:
+    function = {key: tool[key] for key in _FUNCTION_KEYS if tool.get(key) is not None}
+    function["name"] = name
+    strict = tool.get("strict")
+    if strict is True:
+        if strict_ok:
+            function["strict"] = True
+        else:
+            repairs[Repair.tool_strict_rejected] += 1
+    return {"type": "function", "function": function}
+
+
+def _custom(tool: dict[str, Any], name: str) -> dict[str, Any]:
+    described = [tool["description"]] if isinstance(tool.get("description"), str) and tool["description"] else []
+    form = tool.get("format")
+    if isinstance(form, dict) and form.get("type") == "grammar" and isinstance(form.get("definition"), str):
+        syntax = form.get("syntax") if isinstance(form.get("syntax"), str) else "lark"
+        described.append(f"The input is plain text (not JSON) that must match this {syntax} grammar:\n{form['definition']}")
+    description = "\n\n".join(described) or "Takes one string, the input."
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": description,
+            "parameters": {
+                "type": "object",
+                "properties": {"input": {"type": "string", "description": "The tool's whole input, as plain text."}},
+                "required": ["input"],
+                "additionalProperties": False,
+            },
+        },
+    }
+
+
+def _namespace(
+    tool: dict[str, Any], names: ToolMap, strict_ok: bool, repairs: Counter[Repair], hosted: list[str]
+) -> Iterable[dict[str, Any]]:
+    namespace = tool["name"]
+    members = tool.get("tools")
+    for member in members if isinstance(members, list) else ():
+        kind = member.get("type") if isinstance(member, dict) else None
+        if kind == "function" and isinstance(member.get("name"), str):
+            yield _function(member, names.add(Tool(FUNCTION, member["name"], namespace)), strict_ok, repairs)
+        elif kind == "custom" and isinstance(member.get("name"), str):
+            repairs[Repair.custom_tool_unsupported] += 1
+            yield _custom(member, names.add(Tool(CUSTOM, member["name"], namespace)))
+        else:
+            hosted.append(f"{namespace}.{kind}")
+
+
+def chat_tool_choice(choice: Any, names: ToolMap) -> Any:
+    """`tool_choice` as chat says it; None when it cannot be said (a hosted tool)."""
+    if choice in ("auto", "none", "required"):
+        return choice
+    if not isinstance(choice, dict):
+        return None
+    kind = choice.get("type")
+    if kind in ("function", "custom") and isinstance(choice.get("name"), str):
+        namespace = choice.get("namespace") if isinstance(choice.get("namespace"), str) else None
+        return {"type": "function", "function": {"name": names.chat_name(kind, choice["name"], namespace)}}
+    if kind == "allowed_tools" and choice.get("mode") in ("auto", "required"):
+        return choice["mode"]
+    return None
+
+
+def _other(kind: str) -> str:
+    return CUSTOM if kind == FUNCTION else FUNCTION
