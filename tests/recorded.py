@@ -15,7 +15,7 @@ NIM_TEXT_PIECES = ["Ta", "bs, ", "naïve", " café — ", "東京 ", "🚀", "\n
 NIM_TEXT = "".join(NIM_TEXT_PIECES)
 
 
-def nim_chunk(content: str | None, *, role: str | None = None, finish_reason: str | None = None) -> bytes:
+def nim_chunk(content: str | None, *, role: str | None = None, finish_reason: str | None = None, usage: dict | None = None) -> bytes:
     """One NVIDIA NIM (SGLang-backed) chunk, key order and nulls as NIM sends them."""
     chunk = {
         "id": NIM_ID,
@@ -31,9 +31,14 @@ def nim_chunk(content: str | None, *, role: str | None = None, finish_reason: st
                 "matched_stop": 151645 if finish_reason else None,
             }
         ],
-        "usage": None,
+        "usage": usage,
     }
     return b"data: " + json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+
+
+def nim_usage(completion_tokens: int) -> dict:
+    """NIM's running usage, as it sends it on every chunk once usage was asked for."""
+    return {"prompt_tokens": 12, "total_tokens": 12 + completion_tokens, "completion_tokens": completion_tokens, "prompt_tokens_details": None}
 
 
 NIM_STREAM_EVENTS = (
@@ -42,6 +47,12 @@ NIM_STREAM_EVENTS = (
     + [nim_chunk(None, finish_reason="stop"), b"data: [DONE]\n\n"]
 )
 NIM_STREAM = b"".join(NIM_STREAM_EVENTS)
+# With stream_options.include_usage, NIM puts the running usage on every chunk (CliRelay #658).
+NIM_USAGE_STREAM_EVENTS = (
+    [nim_chunk(None, role="assistant", usage=nim_usage(0))]
+    + [nim_chunk(piece, usage=nim_usage(i + 1)) for i, piece in enumerate(NIM_TEXT_PIECES)]
+    + [nim_chunk(None, finish_reason="stop", usage=nim_usage(len(NIM_TEXT_PIECES))), b"data: [DONE]\n\n"]
+)
 
 
 def openai_chunk(delta: dict, finish_reason: str | None = None, **extra) -> bytes:

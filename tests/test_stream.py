@@ -260,6 +260,43 @@ def test_fast_path_is_used_for_nim():
     assert stream.fast_path_uses == len(NIM_STREAM_EVENTS) - 4
 
 
+def test_fast_path_carries_usage_on_every_chunk():
+    # NIM sends its running usage on every chunk once usage was asked for: the text and
+    # the usage both vary, so a template splices the text and keeps the latest usage.
+    from tests.recorded import NIM_TEXT_PIECES, NIM_USAGE_STREAM_EVENTS, nim_usage
+
+    usage = Options(make_id=OPTIONS.make_id, make_call_id=OPTIONS.make_call_id, now=OPTIONS.now, include_usage=True)
+    stream = ChatStream(usage)
+    fast_out = b"".join(stream.feed(event) for event in NIM_USAGE_STREAM_EVENTS) + stream.close()
+    assert stream.fast_path_uses == len(NIM_TEXT_PIECES) - 1
+    slow_out, slow = run(NIM_USAGE_STREAM_EVENTS, Options(**{**usage_fields(usage), "fast_path": False}))
+    assert fast_out == slow_out
+    assert stream.repairs == slow.repairs
+    last = chunks(fast_out)[-1]
+    assert last["choices"] == [] and last["usage"] == nim_usage(len(NIM_TEXT_PIECES))
+    assert content_of(fast_out) == NIM_TEXT
+
+
+def usage_fields(options):
+    return {"make_id": options.make_id, "make_call_id": options.make_call_id, "now": options.now, "include_usage": options.include_usage}
+
+
+@given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=20), st.integers(0, 3))
+def test_fast_path_with_usage_on_every_chunk_is_exact(pieces, cut):
+    from tests.recorded import nim_usage
+
+    events = [nim_chunk(None, role="assistant", usage=nim_usage(0))]
+    events += [nim_chunk(p, usage=nim_usage(i + 1)) for i, p in enumerate(pieces)]
+    events += [nim_chunk(None, finish_reason="stop", usage=nim_usage(len(pieces)))][:cut % 2] + [b"data: [DONE]\n\n"]
+    fields = usage_fields(Options(make_id=OPTIONS.make_id, now=OPTIONS.now, include_usage=True))
+    out, fast = run(events, Options(**fields))
+    slow, rules = run(events, Options(**fields, fast_path=False))
+    assert out == slow
+    assert fast.repairs == rules.repairs
+    assert content_of(out) == "".join(pieces)
+    assert chunks(out)[-1]["usage"] == nim_usage(len(pieces))
+
+
 def test_fast_path_is_used_for_reasoning_text():
     from tests.recorded import DEEPSEEK_REASONING_STREAM, REASONING_PIECES
 

@@ -86,9 +86,11 @@ class ChunkRules(CallRules):
         held = self.late_names.release()
         return held if self.reasoning is None else held + self.reasoning.release()
 
-    def preview(self, chunk: dict[str, Any]) -> tuple[dict[str, Any], Counter[Repair]] | None:
+    def preview(self, chunk: dict[str, Any], usage_varies: bool = False) -> tuple[dict[str, Any], Counter[Repair]] | None:
         """What `rewrite` would make of `chunk` and count, when that changes nothing the
-        rules remember (so the same rewrite holds for every such chunk); else None."""
+        rules remember (so the same rewrite holds for every such chunk); else None.
+        With `usage_varies`, the latest usage the rules keep for the end may change
+        (the fast path then carries it: `FastPath.usage`)."""
         before, counted = self.state, self.repairs
         self.state, self.repairs = copy.deepcopy(before), Counter()
         try:
@@ -96,6 +98,8 @@ class ChunkRules(CallRules):
             if out is not None and self.reasoning is not None:
                 outs = self.reasoning.chunks(out)
                 out = outs[0] if len(outs) == 1 else None
+            if usage_varies:
+                self.state.usage = before.usage
             if out is None or self.state != before:
                 return None
             return out, self.repairs

@@ -48,17 +48,22 @@ MAX_TEMPLATES = 4
 # Short texts already found safe to splice, shared by all streams: tokens repeat
 # a lot, and a set lookup costs a fraction of the check. Bounded: about 1 MiB.
 SAFE_TEXTS: set[bytes] = set()
-_MAXSAFE_TEXTS = 16384
+_MAX_SAFE_TEXTS = 16384
 _MAX_SAFE_TEXT_BYTES = 64
 # Templates retired unused before learning stops: a stream whose chunks all
 # differ (a new id or usage on each) gains nothing from learning.
 LEARNING_BUDGET = 8
 
 
+# A usage object as servers write it: counts, nulls, one level of nested counts.
+_USAGE = re.compile(rb'\{(?:"[a-z_]+":(?:\d+|null|\{(?:"[a-z_]+":(?:\d+|null),?)*\}),?)*\}')
+_USAGE_KEY = b'"usage":'
+
+
 @dataclass(slots=True)
 class Template:
     head: bytes  # `data: ` and the upstream's payload bytes before the text
-    tail: bytes  # ... and after it, with the blank line
+    tail: bytes  # ... and after it (after the usage, with a `mid`), with the blank line
     key: str  # the delta key the text is under
     repairs: Counter[Repair]  # what the rules repair in one such chunk
     guard: bool = False  # a text with `<` could hold a reasoning tag: not spliced
@@ -66,6 +71,9 @@ class Template:
     prefix: bytes = b""
     suffix: bytes = b""
     write: Callable[[bytes], bytes | None] | None = None
+    # NIM sends usage on every chunk when usage was asked for: the bytes between the text
+    # and that usage object (`,"logprobs":null,…,"usage":`); empty when there is none.
+    mid: bytes = b""
     uses: int = 0
     start: int = 0  # len(head)
     end: int = 0  # len(tail)
@@ -79,6 +87,13 @@ class FastPath:
     templates: list[Template] = field(default_factory=list)
     budget: int = LEARNING_BUDGET
     dropped_uses: int = 0  # uses of templates dropped by `reset`
+    # The latest usage object a spliced chunk carried (bytes, not yet parsed): the rules
+    # send the last one once, at the end, so only the latest is kept (`take_usage`).
+    usage: bytes | None = None
+
+    def take_usage(self) -> bytes | None:
+        usage, self.usage = self.usage, None
+        return usage
 
     @property
     def learning(self) -> bool:
@@ -103,7 +118,18 @@ class FastPath:
         one single-line event, and a canonical string has no control characters."""
         for template in self.templates:
             if event.startswith(template.head) and event.endswith(template.tail):
-                text = event[template.start : len(event) - template.end]
+                usage = None
+                if template.mid:
+                    # The text cannot hold `mid`: an unescaped `"` would end the string.
+                    at = event.find(template.mid, template.start)
+                    if at < 0:
+                        continue
+                    text = event[template.start : at]
+                    usage = event[at + len(template.mid) : len(event) - template.end]
+                    if not _USAGE.fullmatch(usage):
+                        continue
+                else:
+                    text = event[template.start : len(event) - template.end]
                 if text in SAFE_TEXTS or safe_to_splice(text):
                     if template.guard and b"<" in text:
                         return None
@@ -111,6 +137,8 @@ class FastPath:
                     out = template.prefix + text + template.suffix if write is None else write(text)
                     if out is not None:
                         template.uses += 1
+                        if usage is not None:
+                            self.usage = usage
                     return out
         return None
 
@@ -133,7 +161,8 @@ class FastPath:
             expected["choices"][0]["delta"][key] = _PROBE
             if probe != expected:
                 continue  # that key was not the delta's
-            preview = rules.preview(probe)
+            mid, tail = usage_hole(suffix, chunk, rules.options.include_usage)
+            preview = rules.preview(probe, usage_varies=bool(mid))
             if preview is None:
                 return Counter()
             probe_out, repairs = preview
@@ -141,7 +170,7 @@ class FastPath:
             if learned is None:
                 return Counter()
             guard = key == "content" and rules.tags_matter()
-            template = Template(b"data: " + prefix, suffix + b"\n\n", key, repairs, guard)
+            template = Template(b"data: " + prefix, tail + b"\n\n", key, repairs, guard, mid=mid)
             if callable(learned):
                 template.write = learned
             else:
@@ -165,12 +194,30 @@ class FastPath:
         return Counter({name: n * template.uses for name, n in template.repairs.items()})
 
 
+def usage_hole(suffix: bytes, chunk: dict[str, Any], include_usage: bool) -> tuple[bytes, bytes]:
+    """(mid, tail) around a chunk's trailing usage object when it may differ chunk to chunk:
+    the client asked for usage, so the rules keep it for the end and the chunk's output
+    does not depend on it. (b"", suffix) when there is none to take out."""
+    usage = chunk.get("usage")
+    at = suffix.rfind(_USAGE_KEY)
+    if not include_usage or not isinstance(usage, dict) or at < 0 or not suffix.endswith(b"}"):
+        return b"", suffix
+    value = suffix[at + len(_USAGE_KEY) : -1]
+    try:
+        same = _USAGE.fullmatch(value) is not None and loads(value) == usage
+    except NotJSON:
+        same = False
+    if not same:
+        return b"", suffix
+    return suffix[: at + len(_USAGE_KEY)], b"}"
+
+
 def safe_to_splice(text: bytes) -> bool:
     """`text` is one canonical JSON string literal in valid UTF-8 (remembered when short)."""
     if len(text) <= 2 or not _CANONICAL_STRING.fullmatch(text) or not _utf8(text):
         return False
     if len(text) <= _MAX_SAFE_TEXT_BYTES:
-        if len(SAFE_TEXTS) >= _MAXSAFE_TEXTS:
+        if len(SAFE_TEXTS) >= _MAX_SAFE_TEXTS:
             SAFE_TEXTS.clear()
         SAFE_TEXTS.add(text)
     return True

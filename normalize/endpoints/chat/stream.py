@@ -330,6 +330,8 @@ class ChatStream:
         self._saw_chunk = True
         if self.phase is Phase.OVER:
             return self._after_end()
+        if self._fast.usage is not None:
+            self._usage_from_fast_path()
         out = self.sink.chunks(self._rules.chunks(chunk), fields)
         self._spliceable = self._phase is _EVENTS and not self._rules.holding
         if self._rules.epoch != self._epoch:
@@ -348,7 +350,14 @@ class ChatStream:
             return b""
         return self._finish()
 
+    def _usage_from_fast_path(self) -> None:
+        """The latest usage a spliced chunk carried becomes the rules' (sent once, at the end)."""
+        usage = self._fast.take_usage()
+        if usage is not None:
+            self._rules.state.usage = loads(usage)
+
     def _finish(self) -> bytes:
+        self._usage_from_fast_path()
         out = self.sink.chunks(self._rules.closing_chunks())
         self.phase = Phase.OVER
         return out + self.sink.end()
