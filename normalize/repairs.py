@@ -121,7 +121,6 @@ class Repair(enum.StrEnum):
     hosted_tool_unavailable = "hosted_tool_unavailable", "{n} hosted tool{s} dropped (they cannot run upstream)"
     custom_tool_unsupported = "custom_tool_unsupported", "{n} custom tool{s} sent as function{s} taking one string"
     namespace_tool_unsupported = "namespace_tool_unsupported", "{n} namespace tool{s} flattened into functions"
-    tool_strict_rejected = "tool_strict_rejected", "strict dropped from {n} tool{s} (the upstream rejects it)"
     reasoning_item_unsupported = "reasoning_item_unsupported", "{n} reasoning item{s} not sent upstream"
     input_item_unsupported = "input_item_unsupported", "{n} input item{s} that chat cannot carry dropped"
     content_part_unsupported = "content_part_unsupported", "{n} content part{s} that chat cannot carry dropped"

@@ -51,6 +51,14 @@ def test_request_goes_upstream_as_chat():
     }
 
 
+def test_strict_tools_lose_strict_for_nim():
+    # NIM answers 401 "Unknown parameter: function.strict": its profile's rule applies to bridged tools.
+    tools = [{"type": "function", "name": "f", "strict": True, "parameters": {"type": "object"}}]
+    exchange = open_("POST", "/v1/responses", {"model": "m", "input": "hi", "tools": tools})
+    assert json.loads(exchange.forward.body)["tools"] == [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    assert exchange.repairs[Repair.tool_function_key_unsupported] == 1
+
+
 def test_chat_request_rules_apply_to_bridged_requests():
     body = {"model": "gpt-5.5", "input": [{"role": "developer", "content": "Rules."}, {"role": "user", "content": "hi"}], "temperature": 0.5}
     exchange = open_("POST", "/v1/responses", body, model_map=MappingProxyType({"gpt-5.5": "qwen/qwen3-coder-480b-a35b-instruct"}),

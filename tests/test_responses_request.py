@@ -48,7 +48,7 @@ def chat(body, **kw):
 
 
 def test_codex_request():
-    bridged = to_chat(CODEX, strict_ok=False)
+    bridged = to_chat(CODEX)
     assert bridged.chat == {
         "model": "gpt-5.5",
         "messages": [
@@ -182,12 +182,11 @@ def test_input_item_unsupported():
     assert bridged.repairs[Repair.input_item_unsupported] == 2
 
 
-def test_tool_strict_rejected():
+def test_tool_strict_kept_for_the_profile_to_judge():
+    # A true `strict` goes to chat as it is; the nim profile's rule drops it (NIM: 401
+    # "Unknown parameter: function.strict"), as it does for chat clients.
     tools = [{"type": "function", "name": "f", "strict": True, "parameters": {"type": "object"}}]
     assert chat({"tools": tools, "input": "x"})["tools"][0]["function"]["strict"] is True
-    rejected = to_chat({"tools": tools, "input": "x"}, strict_ok=False)
-    assert "strict" not in rejected.chat["tools"][0]["function"]
-    assert rejected.repairs[Repair.tool_strict_rejected] == 1
 
 
 def test_hosted_tool_unavailable(caplog):
@@ -210,13 +209,13 @@ def test_hosted_tool_unavailable(caplog):
     ({"type": "web_search"}, None),
 ])
 def test_tool_choice(choice, want):
-    names = chat_tools(CODEX["tools"], strict_ok=True, repairs=Counter(), label="t")[1]
+    names = chat_tools(CODEX["tools"], repairs=Counter(), label="t")[1]
     assert chat_tool_choice(choice, names) == want
 
 
 def test_tool_names_map_back():
     names: ToolMap = chat_tools(CODEX["tools"] + [{"type": "function", "name": "multi_agent_v1__close_agent"}],
-                                strict_ok=True, repairs=Counter(), label="t")[1]
+                                repairs=Counter(), label="t")[1]
     assert names.tool("multi_agent_v1__close_agent").namespace == "multi_agent_v1"
     assert names.tool("multi_agent_v1__close_agent_2").namespace is None  # a name already taken gets a suffix
     assert names.tool("apply_patch").kind == "custom"

@@ -26,7 +26,7 @@ TOOLS = [
 
 
 def tool_map() -> ToolMap:
-    return chat_tools(TOOLS, strict_ok=True, repairs=__import__("collections").Counter(), label="t")[1]
+    return chat_tools(TOOLS, repairs=__import__("collections").Counter(), label="t")[1]
 
 
 def run(pieces, *, fast=True, tools=None, request=None, on_end=None):

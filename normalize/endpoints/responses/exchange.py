@@ -36,10 +36,6 @@ from .store import ResponseStore, key_scope
 
 log = logging.getLogger(__name__)
 
-# Upstream profiles whose chat endpoint rejects `strict` in a function tool
-# (NIM: 401 "Unknown parameter: function.strict", charmbracelet/crush#2472).
-STRICT_REJECTED = frozenset({"nim"})
-
 
 def store_of(env: Env) -> ResponseStore:
     store = env.shared.responses
@@ -55,7 +51,7 @@ def lookup(env: Env, scope: str) -> Lookup:
 
 def bridge(body: dict[str, Any], env: Env, scope: str) -> Bridged:
     """A Responses body as chat, with the store for previous responses; BridgeError for what OpenAI refuses."""
-    return to_chat(body, lookup(env, scope), strict_ok=env.profile.name not in STRICT_REJECTED, label=env.label)
+    return to_chat(body, lookup(env, scope), label=env.label)
 
 
 class ResponsesExchange(ChatExchange):

@@ -1,6 +1,6 @@
 """A Responses request body as the chat request that asks the upstream the same.
 
-Contract: `to_chat(body, lookup, strict_ok, label)` returns a `Bridged`: the
+Contract: `to_chat(body, lookup, label)` returns a `Bridged`: the
 chat body (the chat request rules still apply to it: chat/request.py), the
 tool names (tools.py), the conversation's items as the Responses API sees
 them (for the store: the previous response's items, then this input) and the
@@ -79,13 +79,13 @@ class Bridged:
     repairs: Counter[Repair] = field(default_factory=Counter)
 
 
-def to_chat(body: dict[str, Any], lookup: Lookup | None = None, *, strict_ok: bool = True, label: str = "request") -> Bridged:
+def to_chat(body: dict[str, Any], lookup: Lookup | None = None, *, label: str = "request") -> Bridged:
     lookup = lookup or Lookup()
     repairs: Counter[Repair] = Counter()
     chat: dict[str, Any] = {}
     if "model" in body:
         chat["model"] = body["model"]
-    tools, names = chat_tools(body.get("tools"), strict_ok=strict_ok, repairs=repairs, label=label)
+    tools, names = chat_tools(body.get("tools"), repairs=repairs, label=label)
     context = _context(body, lookup, repairs)
     messages = Messages(names, repairs, label)
     instructions = body.get("instructions")

@@ -1,12 +1,12 @@
 """A Responses request's tools as chat tools, and the names that map the calls back.
 
-Contract: `chat_tools(tools, strict_ok, repairs, label)` returns the chat
+Contract: `chat_tools(tools, repairs, label)` returns the chat
 `tools` list and the `ToolMap` for one request. Responses tools are flat
 (`{"type": "function", "name", "parameters", ...}`), chat's are nested
 (`{"type": "function", "function": {...}}`):
 
-  function     nested; `strict` sent only where the upstream takes it (a false
-               one, the default, is never sent); Responses-only keys
+  function     nested; a true `strict` kept (the upstream's profile drops it where
+               it is rejected: NIM), a false one, the default, never sent; Responses-only keys
                (`defer_loading`, `output_schema`, ...) left out
   custom       (Codex's freeform `apply_patch`) a function taking one string,
                `input`, its grammar or format told in the description; the
@@ -75,20 +75,20 @@ class ToolMap:
         return name if namespace is None else f"{namespace}{NAMESPACE_SEPARATOR}{name}"
 
 
-def chat_tools(tools: Any, *, strict_ok: bool, repairs: Counter[Repair], label: str) -> tuple[list[dict[str, Any]], ToolMap]:
+def chat_tools(tools: Any, *, repairs: Counter[Repair], label: str) -> tuple[list[dict[str, Any]], ToolMap]:
     out: list[dict[str, Any]] = []
     names = ToolMap()
     hosted: list[str] = []
     for tool in tools if isinstance(tools, list) else ():
         kind = tool.get("type") if isinstance(tool, dict) else None
         if kind == "function" and isinstance(tool.get("name"), str):
-            out.append(_function(tool, names.add(Tool(FUNCTION, tool["name"])), strict_ok, repairs))
+            out.append(_function(tool, names.add(Tool(FUNCTION, tool["name"]))))
         elif kind == "custom" and isinstance(tool.get("name"), str):
             repairs[Repair.custom_tool_unsupported] += 1
             out.append(_custom(tool, names.add(Tool(CUSTOM, tool["name"]))))
         elif kind == "namespace" and isinstance(tool.get("name"), str):
             repairs[Repair.namespace_tool_unsupported] += 1
-            out += _namespace(tool, names, strict_ok, repairs, hosted)
+            out += _namespace(tool, names, repairs, hosted)
         else:
             hosted.append(str(kind) if isinstance(tool, dict) else type(tool).__name__)
     if hosted:
@@ -98,15 +98,11 @@ def chat_tools(tools: Any, *, strict_ok: bool, repairs: Counter[Repair], label: 
     return out, names
 
 
-def _function(tool: dict[str, Any], name: str, strict_ok: bool, repairs: Counter[Repair]) -> dict[str, Any]:
+def _function(tool: dict[str, Any], name: str) -> dict[str, Any]:
     function = {key: tool[key] for key in _FUNCTION_KEYS if tool.get(key) is not None}
     function["name"] = name
-    strict = tool.get("strict")
-    if strict is True:
-        if strict_ok:
-            function["strict"] = True
-        else:
-            repairs[Repair.tool_strict_rejected] += 1
+    if tool.get("strict") is True:
+        function["strict"] = True  # an upstream that rejects it (NIM) loses it by its profile
     return {"type": "function", "function": function}
 
 
@@ -132,15 +128,13 @@ def _custom(tool: dict[str, Any], name: str) -> dict[str, Any]:
     }
 
 
-def _namespace(
-    tool: dict[str, Any], names: ToolMap, strict_ok: bool, repairs: Counter[Repair], hosted: list[str]
-) -> Iterable[dict[str, Any]]:
+def _namespace(tool: dict[str, Any], names: ToolMap, repairs: Counter[Repair], hosted: list[str]) -> Iterable[dict[str, Any]]:
     namespace = tool["name"]
     members = tool.get("tools")
     for member in members if isinstance(members, list) else ():
         kind = member.get("type") if isinstance(member, dict) else None
         if kind == "function" and isinstance(member.get("name"), str):
-            yield _function(member, names.add(Tool(FUNCTION, member["name"], namespace)), strict_ok, repairs)
+            yield _function(member, names.add(Tool(FUNCTION, member["name"], namespace)))
         elif kind == "custom" and isinstance(member.get("name"), str):
             repairs[Repair.custom_tool_unsupported] += 1
             yield _custom(member, names.add(Tool(CUSTOM, member["name"], namespace)))
