@@ -155,6 +155,7 @@ class Repair(enum.StrEnum):
     tool_function_key_unsupported = "tool_function_key_unsupported", "{n} tool function key{s} the upstream rejects dropped"
     param_rejected_before = "param_rejected_before", "{n} param{s} the upstream rejected before dropped"
     max_tokens_below_1 = "max_tokens_below_1", "max_tokens below 1 raised to 1"
+    reasoning_effort_not_the_switch = "reasoning_effort_not_the_switch", "reasoning_effort sent as the model's own reasoning switch"
     max_tokens_default_too_low = "max_tokens_default_too_low", "max_tokens added (normalize_default_max_tokens)"
     max_tokens_over_model_limit = "max_tokens_over_model_limit", "max_tokens lowered to what the model allows"
     param_rejected = "param_rejected", "{n} param{s} rejected by the upstream, to be dropped from now on"

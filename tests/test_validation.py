@@ -262,3 +262,23 @@ def test_param_unsupported_spares_the_fields_a_model_family_switches_reasoning_w
     fit_request(other, Fit(PROFILES["nim"]), repairs)
     assert "thinking" not in other
     assert repairs[Repair.param_unsupported] == 1
+
+
+@pytest.mark.parametrize(
+    ("model", "effort", "sent"),
+    [
+        # A family switched by chat_template_kwargs gets that instead (GLM-5.1).
+        ("z-ai/glm-5.1", "high", {"chat_template_kwargs": {"enable_thinking": True, "clear_thinking": False}}),
+        ("z-ai/glm-5.1", "none", {"chat_template_kwargs": {"enable_thinking": False}}),
+        # A family that takes reasoning_effort keeps it, in its words (low | medium | high).
+        ("openai/gpt-oss-120b", "minimal", {"reasoning_effort": "low"}),
+        # A model no family knows: as the client sent it.
+        ("meta/llama-3.1-8b-instruct", "high", {"reasoning_effort": "high"}),
+    ],
+)
+def test_reasoning_effort_not_the_switch(model, effort, sent):
+    repairs = Counter()
+    body = {"model": model, "messages": [], "reasoning_effort": effort}
+    fit_request(body, Fit(PROFILES["nim"]), repairs)
+    assert body == {"model": model, "messages": [], **sent}
+    assert repairs[Repair.reasoning_effort_not_the_switch] == (0 if model.startswith("meta/") else 1)

@@ -119,7 +119,7 @@ PROFILES: dict[str, Profile] = {
         Profile("deepseek", "DeepSeek", hosts=("api.deepseek.com",)),
         Profile("azure", "Azure OpenAI", hosts=("*.openai.azure.com",)),
         # OpenAI knows its own newer names; its o-series models reject `max_tokens`.
-        Profile("openai", "OpenAI", hosts=("api.openai.com",), thinking=thinking.OPENAI, renames_legacy_params=False),
+        Profile("openai", "OpenAI", hosts=("api.openai.com",), renames_legacy_params=False),
         GENERIC,
     )
 }

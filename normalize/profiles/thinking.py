@@ -245,6 +245,3 @@ NIM: Final = (
         source=f"{_LANGCHAIN_NVIDIA}; NousResearch/hermes-agent #19883",
     ),
 )
-
-# OpenAI's own reasoning models take reasoning_effort; the others ignore it.
-OPENAI: Final = (Thinking("reasoning_effort", ("o1*", "o3*", "o4*", "gpt-5*"), effort=True, source="OpenAI API reference"),)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from ...profiles import Profile
+from ...profiles.thinking import Thinking
 from ...repairs import Repair
 from ...wire.jsonio import dump
 from ..learned import Model
@@ -41,6 +42,8 @@ class Fit:
 def fit_request(body: dict[str, Any], fit: Fit, repairs: Counter[Repair]) -> None:
     profile, learned = fit.profile, fit.learned
     family = profile.thinking_for(body.get("model") if isinstance(body.get("model"), str) else None)
+    if family is not None:
+        reasoning_effort_not_the_switch(body, family, repairs)
     switch = family.fields if family is not None else frozenset()
     param_unsupported(body, tuple(p for p in profile.drop_params if p not in switch), repairs)
     tool_function_key_unsupported(body, profile.drop_function_keys, repairs)
@@ -52,6 +55,22 @@ def fit_request(body: dict[str, Any], fit: Fit, repairs: Counter[Repair]) -> Non
         max_tokens_default_too_low(body, fit.default_max_tokens, repairs, "max_tokens" if fit.legacy_names else "max_completion_tokens")
     if learned is not None:
         max_tokens_over_model_limit(body, learned, repairs)
+
+
+def reasoning_effort_not_the_switch(body: dict[str, Any], family: Thinking, repairs: Counter[Repair]) -> None:
+    """OpenAI's `reasoning_effort` ("none" for off), as this model family understands it:
+    kept (its words mapped to low | medium | high) where the family takes it, else its
+    own switch (`chat_template_kwargs`, `thinking`, a system prompt line). Chat clients
+    and the bridges (Responses' reasoning.effort, Messages' thinking) ask the same way."""
+    effort = body.get("reasoning_effort")
+    if not isinstance(effort, str) or (not family.switchable and not family.effort):
+        return
+    enabled = effort != "none"
+    switched = family.switch({k: v for k, v in body.items() if k != "reasoning_effort"}, enabled, effort)
+    if switched != body:
+        body.clear()
+        body.update(switched)
+        repairs[Repair.reasoning_effort_not_the_switch] += 1
 
 
 def param_unsupported(body: dict[str, Any], params: tuple[str, ...], repairs: Counter[Repair]) -> None:
