@@ -28,6 +28,7 @@ class Settings:
     max_body_bytes: int = 16 * MiB
     redact_keys: bool = True
     # -- the bridges
+    messages: str = "bridge"  # Anthropic Messages requests: "bridge" onto chat, or "pass" untouched
 
     # -- profiles, reasoning, embeddings, pacing
 

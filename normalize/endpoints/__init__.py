@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from .base import Endpoint
 from .chat import CHAT
 from .fallback import FALLBACK
+from .messages import COUNT_TOKENS, MESSAGES
 from .models import MODEL, MODELS
 
 Matcher = Callable[[tuple[str, ...]], bool]
@@ -44,7 +45,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", ends_with("models"), MODELS),
     Route("GET", within("models"), MODEL),
     # the Responses bridge
-    # the Messages bridge
+    # the Messages bridge (`v1` keeps OpenAI's `/v1/threads/{id}/messages` out; the query never matters)
+    Route("POST", ends_with("v1", "messages"), MESSAGES),
+    Route("POST", ends_with("v1", "messages", "count_tokens"), COUNT_TOKENS),
     # embeddings
     # the addon's own health check
 )

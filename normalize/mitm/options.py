@@ -75,6 +75,12 @@ def at_least_zero(value: int) -> int:
     return value
 
 
+def bridge_or_pass(value: str) -> str:
+    if value not in ("bridge", "pass"):
+        raise ValueError(f"{value!r} is neither bridge nor pass")
+    return value
+
+
 def at_least_one(value: int) -> int:
     if value < 1:
         raise ValueError("must be 1 or more")
@@ -149,6 +155,15 @@ OPTIONS: tuple[Option, ...] = (
         True,
         "Replace the authorization, api-key, x-api-key and x-goog-api-key request headers of rewritten "
         "flows with [redacted] in the stored copy (mitmweb, saved flows) once the request has gone upstream.",
+    ),
+    Option(
+        "normalize_messages",
+        str,
+        "bridge",
+        "Anthropic Messages requests (POST .../v1/messages, as Claude Code and the Anthropic SDKs send them): "
+        "bridge = translated onto the upstream's chat completions and answered in Anthropic's shapes; "
+        "pass = sent on untouched, for upstreams that serve the Messages API themselves.",
+        bridge_or_pass,
     ),
 )
 # Which Settings field each option fills.
