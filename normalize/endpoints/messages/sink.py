@@ -106,6 +106,8 @@ class MessagesSink:
     def raw(self, data: bytes) -> bytes:
         if self.over:
             return b""  # the stream's own log line said why; the client's stream has ended
+        if not data.strip():
+            return self.close()  # nothing but white space came
         self.repairs[Repair.stream_not_translatable] += 1
         log.warning("%s: the rest of the upstream's stream cannot be translated; ending the client's stream with an error", self.label)
         return self._error(anthropic_error("The proxy could not translate the rest of the upstream's reply."))
