@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .anthropic import is_anthropic, translated_view
 from .events import NOT_JSON, Unit, stream_units
 from .text import as_bytes, compact, escape, safe
 
@@ -19,6 +20,8 @@ ALIGN_WINDOW = 64
 @safe
 def before_after_view(original: bytes, rewritten: bytes) -> str:
     """The upstream's events beside the ones sent: `  ` same, `~` repaired, `-` dropped, `+` added."""
+    if is_anthropic(rewritten) and not is_anthropic(original):
+        return translated_view(original, rewritten)  # a bridged flow: two protocols, no pairs
     before = stream_units(as_bytes(original))
     after = stream_units(as_bytes(rewritten))
     a, b = before.units, after.units
