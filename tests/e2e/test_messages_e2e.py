@@ -288,13 +288,31 @@ def claude(base_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedPro
     )
 
 
+def tool_results(body):
+    """The contents of the chat request's trailing tool messages (its last turn's results)."""
+    results = []
+    for message in reversed(body["messages"]):
+        if message["role"] == "tool":
+            results.insert(0, message["content"])
+        elif message["role"] == "assistant":
+            break
+    return results
+
+
+def bash(call_id, command, description):
+    arguments = json.dumps({"command": command, "description": description})
+    return Call(call_id, "Bash", [arguments[:20], arguments[20:]])
+
+
 def magic_word_turns(body):
-    result = last_tool_result(body)
-    if result is not None:
-        return Turn(text=["The magic word is ", result.strip(), "."])
-    if "magic word" in json.dumps(body["messages"]):
-        command = '{"command": "echo bridged-$((6*7))", "description": "Print the magic word"}'
-        return Turn(text=["Running it."], calls=[Call("call_bash_1", "Bash", [command[:20], command[20:]])])
+    # Two Bash calls in one turn: each its own tool_use block, both run, both results sent back.
+    results = tool_results(body)
+    if results:
+        # Claude Code runs both at once and sends the results in the order they finished.
+        return Turn(text=["The magic words are ", " and ".join(sorted(r.strip() for r in results)), "."])
+    if "magic words" in json.dumps(body["messages"]):
+        calls = [bash("call_bash_1", "echo bridged-$((6*7))", "Print the first word"), bash("call_bash_2", "echo second-$((2*2))", "Print the second")]
+        return Turn(text=["Running them."], calls=calls)
     return Turn(text=TEXT)
 
 
@@ -314,23 +332,29 @@ def test_claude_code_plain_answer(bridge, tmp_path):
 def test_claude_code_runs_bash_and_answers(bridge, tmp_path):
     up, mitm = bridge
     up.respond("POST", CHAT_PATH, nim_turns(magic_word_turns))
-    run = claude(mitm.url, tmp_path, "Use Bash to print the magic word, then tell me what it printed.")
-    assert (run.returncode, run.stdout) == (0, "The magic word is bridged-42.\n"), run.stderr
+    run = claude(mitm.url, tmp_path, "Use Bash to print the magic words, then tell me what it printed.")
+    assert (run.returncode, run.stdout) == (0, "The magic words are bridged-42 and second-4.\n"), run.stderr
     sent = chat_requests(up)
     assert len(sent) == 2
-    assert sent[1]["messages"][-2:] == [
-        {
-            "role": "assistant",
-            "content": "Running it.",
-            "tool_calls": [
-                {
-                    "id": "call_bash_1",
-                    "type": "function",
-                    "function": {"name": "Bash", "arguments": '{"command":"echo bridged-$((6*7))","description":"Print the magic word"}'},
-                }
-            ],
-        },
+    assert sent[1]["messages"][-3] == {
+        "role": "assistant",
+        "content": "Running them.",
+        "tool_calls": [
+            {
+                "id": "call_bash_1",
+                "type": "function",
+                "function": {"name": "Bash", "arguments": '{"command":"echo bridged-$((6*7))","description":"Print the first word"}'},
+            },
+            {
+                "id": "call_bash_2",
+                "type": "function",
+                "function": {"name": "Bash", "arguments": '{"command":"echo second-$((2*2))","description":"Print the second"}'},
+            },
+        ],
+    }
+    assert sorted(sent[1]["messages"][-2:], key=lambda m: m["tool_call_id"]) == [
         {"role": "tool", "tool_call_id": "call_bash_1", "content": "bridged-42"},
+        {"role": "tool", "tool_call_id": "call_bash_2", "content": "second-4"},
     ]
 
 
