@@ -14,6 +14,9 @@ a Markdown table on stdout (progress goes to stderr):
                         on a new connection each time
   resident memory       VmRSS of the addon proxy around one long stream
   core alone            ChatStream.feed (normalize.endpoints.chat) in this process, one event per call
+  bridged Messages      the addon answers `POST /v1/messages` (Anthropic events, checked as
+                        anthropic-python reads them) for the same upstream stream the
+                        passthrough streams as chat: the bridge's cost per event, side by side
 
 Every stream is checked as it is read: the text must be exactly the
 upstream's, there must be one [DONE] at the end, and the addon's output must
@@ -66,6 +69,9 @@ CPU_SHAPES = (
     ("openai", "conforming stream"),
     ("nim_unique", "NIM-shaped stream, no text twice (worst case)"),
 )
+# Bridged streams: (name, upstream shape, how the table names it). The passthrough proxy
+# streams the upstream's chat stream as it is; the addon answers a Messages request for it.
+BRIDGE_SHAPES = (("messages", "nim", "bridged Messages stream (Anthropic events from a NIM-shaped stream)"),)
 # Choice keys OpenAI itself sends as null.
 CHOICE_NULLS = frozenset({"finish_reason", "logprobs"})
 
@@ -298,6 +304,42 @@ class EventChecker:
                 got.head_chars += len(text)
 
 
+class MessagesChecker(EventChecker):
+    """The same checks for Anthropic's Messages events: `event: <type>` and `data: <json>` of
+    that type, message_start first, the text from text_delta events, one message_stop, no error."""
+
+    def _event(self, block: bytes, now_ns: int) -> None:
+        got = self.got
+        got.events += 1
+        name, _, data = block.partition(b"\n")
+        if not (name.startswith(b"event: ") and data.startswith(b"data: ")):
+            raise BenchError(f"{self.label}: not an `event:` + `data:` event: {block[:200]!r}")
+        if got.done:
+            raise BenchError(f"{self.label}: an event after message_stop: {block[:200]!r}")
+        try:
+            event = json.loads(data[6:])
+        except ValueError:
+            raise BenchError(f"{self.label}: an event is not JSON: {block[:200]!r}") from None
+        kind = event.get("type")
+        if kind != name[7:].decode() or (got.events == 1) != (kind == "message_start"):
+            raise BenchError(f"{self.label}: event {got.events} is {name[7:]!r} with data of type {kind!r}")
+        if kind == "message_stop":
+            got.done += 1
+        elif kind == "error":
+            raise BenchError(f"{self.label}: an error event: {block[:300]!r}")
+        elif kind == "content_block_delta" and event["delta"]["type"] == "text_delta":
+            text = event["delta"]["text"]
+            got.content_events += 1
+            if self.timestamps:
+                got.latencies_ns.append(now_ns - int(text.split(" ", 1)[0]))
+                return
+            got.chars += len(text)
+            got._hash.update(text.encode())
+            if got.head_chars < 1_000_000:
+                got.head.append(text)
+                got.head_chars += len(text)
+
+
 def stream(
     proxy: Proxy,
     upstream_port: int,
@@ -309,22 +351,32 @@ def stream(
     query: str = "",
     openai_shape: bool | None = None,
     watch: Callable[[Received], None] | None = None,
+    messages: bool = False,
 ) -> Received:
     """One streamed chat completion through `proxy` (regular mode, plain HTTP).
 
     `query` is appended to the upstream's query string (e.g. `&group=...`); `openai_shape`
     (default: the proxy is the one named "addon") checks the output is OpenAI-shaped; `watch`,
-    if given, is called with the `Received` so far after each read of body chunks.
+    if given, is called with the `Received` so far after each read of body chunks. With
+    `messages`, the request is Anthropic's `POST /v1/messages` (the addon bridges it onto the
+    upstream's chat completions) and the events are checked as Anthropic's.
     """
-    label = f"{proxy.name}, {shape} stream of {events} events" + (f" paced at {pace_us} us" if pace_us else "")
+    label = f"{proxy.name}, {'Messages ' if messages else ''}{shape} stream of {events} events" + (f" paced at {pace_us} us" if pace_us else "")
     if openai_shape is None:
         openai_shape = proxy.name == "addon"
-    checker = EventChecker(label, openai_shape=openai_shape, timestamps=bool(pace_us))
-    body = json.dumps({"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "bench"}]}).encode()
+    checker: EventChecker
+    if messages:
+        checker = MessagesChecker(label, openai_shape=False, timestamps=bool(pace_us))
+        body = json.dumps({"model": MODEL, "max_tokens": 1024, "stream": True, "messages": [{"role": "user", "content": "bench"}]}).encode()
+        path, headers = "/v1/messages", "x-api-key: bench\r\nanthropic-version: 2023-06-01\r\n"
+    else:
+        checker = EventChecker(label, openai_shape=openai_shape, timestamps=bool(pace_us))
+        body = json.dumps({"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "bench"}]}).encode()
+        path, headers = "/v1/chat/completions", ""
     authority = f"127.0.0.1:{upstream_port}"
     request = (
-        f"POST http://{authority}/v1/chat/completions?shape={shape}&events={events}&pace_us={pace_us}{query} HTTP/1.1\r\n"
-        f"host: {authority}\r\ncontent-type: application/json\r\naccept: text/event-stream\r\n"
+        f"POST http://{authority}{path}?shape={shape}&events={events}&pace_us={pace_us}{query} HTTP/1.1\r\n"
+        f"host: {authority}\r\ncontent-type: application/json\r\naccept: text/event-stream\r\n{headers}"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     ).encode() + body
     deadline = time.monotonic() + timeout
@@ -389,7 +441,7 @@ def stream(
 
 
 def check_text(got: Received, label: str, n: int, shape: str = "nim") -> None:
-    """The client got exactly the upstream's text, and one [DONE]."""
+    """The client got exactly the upstream's text, and one [DONE] (or message_stop)."""
     want = shapes.expected_text(n, shape)
     if got.digest != hashlib.sha256(want.encode()).hexdigest():
         head = "".join(got.head)
@@ -422,12 +474,12 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def cpu_run(proxy: Proxy, up: int, shape: str, n: int) -> float:
+def cpu_run(proxy: Proxy, up: int, shape: str, n: int, messages: bool = False) -> float:
     """Proxy CPU microseconds per event of one unpaced stream; the text is checked."""
     before = cpu_seconds(proxy.pid)
-    got = stream(proxy, up, shape=shape, events=n, timeout=max(60, n / 2000))
+    got = stream(proxy, up, shape=shape, events=n, timeout=max(60, n / 2000), messages=messages)
     after = cpu_seconds(proxy.pid)
-    check_text(got, f"{proxy.name}, {shape} stream of {n:,} events", n, shape)
+    check_text(got, f"{proxy.name}, {'Messages ' if messages else ''}{shape} stream of {n:,} events", n, shape)
     return (after - before) / (n + FRAME_EVENTS) * 1e6
 
 
@@ -463,6 +515,8 @@ def measure_proxies(sizes: Sizes, res: Results, procs: Processes) -> None:
     for proxy in proxies:  # imports, first connections, the CA: not measured
         for shape, _ in CPU_SHAPES:
             cpu_run(proxy, up, shape, warm)
+        for _, shape, _ in BRIDGE_SHAPES:
+            cpu_run(proxy, up, shape, warm, messages=proxy is addon)
         ttfb_run(proxy, up)
 
     for r in range(sizes.rounds):
@@ -475,6 +529,11 @@ def measure_proxies(sizes: Sizes, res: Results, procs: Processes) -> None:
             line.append(
                 f"{shape} cpu {res.cpu_us[('passthrough', shape)][-1]:.1f}/{res.cpu_us[('addon', shape)][-1]:.1f} us/event;"
             )
+        for name, shape, _ in BRIDGE_SHAPES:
+            for proxy in order:
+                us = cpu_run(proxy, up, shape, sizes.cpu_events, messages=proxy is addon)
+                res.cpu_us.setdefault((proxy.name, name), []).append(us)
+            line.append(f"{name} cpu {res.cpu_us[('passthrough', name)][-1]:.1f}/{res.cpu_us[('addon', name)][-1]:.1f} us/event;")
         for proxy in order:
             lat = paced_run(proxy, up, sizes.paced_events, sizes.pace_us)
             for q in QUANTILES:
@@ -525,12 +584,21 @@ def core_events(shape: str, n: int) -> list[bytes]:
     return [first, *(content[i % k] for i in range(n)), finish, done]
 
 
-def core_run(events: list[bytes], fast: bool) -> tuple[float, list[bytes]]:
-    """CPU seconds (this process) to feed every event, one per call, and the output."""
+def core_run(events: list[bytes], fast: bool, messages: bool = False) -> tuple[float, list[bytes]]:
+    """CPU seconds (this process) to feed every event, one per call, and the output
+    (with `messages`, through the Messages bridge's sink: Anthropic events)."""
+    from collections import Counter
+
     from normalize.endpoints.chat.options import Options
     from normalize.endpoints.chat.stream import ChatStream
+    from normalize.endpoints.messages.message import ReplyInfo
+    from normalize.endpoints.messages.sink import MessagesSink
 
-    chat = ChatStream(Options(model=MODEL, fast_path=fast))
+    if messages:
+        sink = MessagesSink(ReplyInfo(MODEL, 0, (), lambda: "chatcmpl-bench"), Counter())
+        chat = ChatStream(Options(model=MODEL, include_usage=True, fast_path=fast), sink)
+    else:
+        chat = ChatStream(Options(model=MODEL, fast_path=fast))
     feed = chat.feed
     gc.collect()
     start = time.process_time()
@@ -542,24 +610,26 @@ def core_run(events: list[bytes], fast: bool) -> tuple[float, list[bytes]]:
 def measure_core(sizes: Sizes, res: Results) -> None:
     n = sizes.core_events
     outputs: dict[str, bytes] = {}
-    for label, shape, fast in (
-        ("NIM-shaped, fast path on", "nim", True),
-        ("NIM-shaped, fast path off", "nim", False),
-        ("conforming, fast path on", "openai", True),
-        ("conforming, fast path off", "openai", False),
-        ("NIM-shaped, text in reasoning_content, fast path on", "nim_reasoning", True),
-        ("NIM-shaped, no text twice, fast path on", "nim_unique", True),
+    for label, shape, fast, messages in (
+        ("NIM-shaped, fast path on", "nim", True, False),
+        ("NIM-shaped, fast path off", "nim", False, False),
+        ("conforming, fast path on", "openai", True, False),
+        ("conforming, fast path off", "openai", False, False),
+        ("NIM-shaped, text in reasoning_content, fast path on", "nim_reasoning", True, False),
+        ("NIM-shaped, no text twice, fast path on", "nim_unique", True, False),
+        ("NIM-shaped as Messages events, fast path on", "nim", True, True),
+        ("NIM-shaped as Messages events, fast path off", "nim", False, True),
     ):
         events = core_events(shape, n)
         times = []
         for _ in range(sizes.core_repeats):
-            seconds, out = core_run(events, fast)
+            seconds, out = core_run(events, fast, messages)
             times.append(seconds)
         body = b"".join(out)
-        checker = EventChecker(f"core, {label}", openai_shape=True, timestamps=False)
+        checker: EventChecker = (MessagesChecker if messages else EventChecker)(f"core, {label}", openai_shape=True, timestamps=False)
         checker.feed(body, 0)
         check_text(checker.close(), f"core, {label}", n, shape)
-        if outputs.setdefault(shape, body) != body:
+        if outputs.setdefault(shape + " messages" * messages, body) != body:
             raise BenchError(f"core, {shape}: the fast path and the full rules wrote different bytes")
         seconds = statistics.median(times)
         res.core.append((label, len(events) / seconds, seconds / len(events) * 1e6))
@@ -630,7 +700,7 @@ def report(sizes: Sizes, res: Results, header: str, seconds: float, quick: bool)
         return statistics.median(xs)
 
     rows = []
-    for shape, name in CPU_SHAPES:
+    for shape, name in (*CPU_SHAPES, *((key, name) for key, _, name in BRIDGE_SHAPES)):
         p, a = res.cpu_us[("passthrough", shape)], res.cpu_us[("addon", shape)]
         ratio = median([x / y for x, y in zip(a, p)])
         rows.append(

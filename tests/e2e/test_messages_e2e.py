@@ -259,7 +259,8 @@ def test_raw_upstream_errors_are_not_anthropic(bridge):
 # =========================================================================== Claude Code
 
 
-def claude(base_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def claude(base_url: str, tmp_path: Path, *args: str, proxy: MitmdumpProcess | None = None) -> subprocess.CompletedProcess[str]:
+    """`claude -p`, in reverse mode (`base_url` at the addon), or through `proxy` in regular mode."""
     home = tmp_path / "home"
     work = tmp_path / "work"
     home.mkdir(exist_ok=True)
@@ -277,6 +278,9 @@ def claude(base_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedPro
         HTTP_PROXY="http://127.0.0.1:9",
         NO_PROXY="127.0.0.1,localhost",
     )
+    if proxy is not None:
+        del env["NO_PROXY"]
+        env.update(HTTPS_PROXY=proxy.url, NODE_EXTRA_CA_CERTS=str(proxy.ca_path))
     return subprocess.run(
         [str(CLAUDE), "-p", *args, "--model", MODEL, "--allowedTools", "Bash"],
         env=env,
@@ -381,3 +385,16 @@ def test_claude_code_against_the_raw_upstream(bridge, tmp_path):
     assert "".join(TEXT) not in run.stdout
     assert "issue with the selected model" in run.stdout + run.stderr
     assert {r.path for r in up.requests} == {"/v1/messages?beta=true"}
+
+
+@needs_claude
+def test_claude_code_through_a_regular_proxy(tls_upstream, mitmdump, tmp_path):
+    # HTTPS_PROXY at the addon, the base URL at the upstream's own https host, mitmproxy's CA trusted.
+    up = tls_upstream
+    up.respond("POST", CHAT_PATH, nim_turn(Turn(text=TEXT)))
+    proxy = mitmdump(normalize_hosts=[f"localhost:{up.port}"], ssl_insecure=True)
+    run = claude(f"https://localhost:{up.port}", tmp_path, "Say hi", proxy=proxy)
+    assert (run.returncode, run.stdout) == (0, "".join(TEXT) + "\n"), run.stderr
+    assert {r.path for r in up.requests} == {CHAT_PATH}
+    servers = [line for line in proxy.log_lines if "server connect" in line]
+    assert servers and all(f"server connect localhost:{up.port} " in line for line in servers)
