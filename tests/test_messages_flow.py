@@ -105,3 +105,32 @@ def test_bad_messages_option_is_refused():
     with taddons.context(a) as tctx:
         with pytest.raises(exceptions.OptionsError, match="Cannot parse normalize_messages option: 'yes' is neither bridge nor pass"):
             tctx.configure(a, normalize_messages="yes")
+
+
+def test_mitmweb_views_of_a_bridged_flow():
+    from mitmproxy import contentviews
+
+    from normalize.mitm import views
+
+    a = addon.Normalize()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, normalize_hosts=["api.example.com"])
+        flow = messages_flow()
+        a.requestheaders(flow)
+        a.request(flow)
+        flow.response = tutils.tresp(status_code=200, content=b"")
+        flow.response.headers["content-type"] = "text/event-stream"
+        a.responseheaders(flow)
+        body = drive(flow, NIM_STREAM_EVENTS)
+        flow.response.raw_content = None
+        a.response(flow)
+        meta = contentviews.Metadata(flow=flow, http_message=flow.response, content_type="text/event-stream")
+        assembled = views.AssembledView().prettify(body, meta)
+        assert assembled.splitlines()[:5] == ["id: msg_8f20d6699e194a0abed38c671384d32d", "model: claude-x", "role: assistant", "stop_reason: end_turn", "block 0: text"]
+        assert views.SSEView().prettify(body, meta).splitlines()[-1] == 'event: message_stop | data: {"type":"message_stop"}'
+        before_after = views.BeforeAfterView().prettify(body, meta)
+        assert before_after.startswith("The upstream's chat reply was translated into Anthropic's Messages API.")
+        request_meta = contentviews.Metadata(flow=flow, http_message=flow.request, content_type="application/json")
+        request_view = views.RequestView().prettify(flow.request.content, request_meta)
+        assert request_view.startswith('The client sent:\n{\n  "model": "claude-x",\n  "max_tokens": 64,')
+        assert '"stream_options": {\n    "include_usage": true\n  }' in request_view
