@@ -71,7 +71,7 @@ CPU_SHAPES = (
 )
 # Bridged streams: (name, upstream shape, how the table names it). The passthrough proxy
 # streams the upstream's chat stream as it is; the addon answers a Messages request for it.
-BRIDGE_SHAPES = (("messages", "nim", "bridged Messages stream (Anthropic events from a NIM-shaped stream)"),)
+BRIDGE_SHAPES = (("messages", "nim_usage", "bridged Messages stream (Anthropic events from NIM's stream with usage on every chunk)"),)
 # Choice keys OpenAI itself sends as null.
 CHOICE_NULLS = frozenset({"finish_reason", "logprobs"})
 
@@ -592,11 +592,12 @@ def core_run(events: list[bytes], fast: bool, messages: bool = False) -> tuple[f
     from normalize.endpoints.chat.options import Options
     from normalize.endpoints.chat.stream import ChatStream
     from normalize.endpoints.messages.message import ReplyInfo
-    from normalize.endpoints.messages.sink import MessagesSink
+    from normalize.endpoints.messages.stream import MessagesStream, bridged_stream
 
+    chat: ChatStream | MessagesStream
     if messages:
-        sink = MessagesSink(ReplyInfo(MODEL, 0, (), lambda: "chatcmpl-bench"), Counter())
-        chat = ChatStream(Options(model=MODEL, include_usage=True, fast_path=fast), sink)
+        info = ReplyInfo(MODEL, 0, (), lambda: "chatcmpl-bench")
+        chat = bridged_stream(Options(model=MODEL, include_usage=True, fast_path=fast), info, Counter())
     else:
         chat = ChatStream(Options(model=MODEL, fast_path=fast))
     feed = chat.feed
@@ -617,8 +618,8 @@ def measure_core(sizes: Sizes, res: Results) -> None:
         ("conforming, fast path off", "openai", False, False),
         ("NIM-shaped, text in reasoning_content, fast path on", "nim_reasoning", True, False),
         ("NIM-shaped, no text twice, fast path on", "nim_unique", True, False),
-        ("NIM-shaped as Messages events, fast path on", "nim", True, True),
-        ("NIM-shaped as Messages events, fast path off", "nim", False, True),
+        ("NIM-shaped with usage on every chunk, as Messages events, fast path on", "nim_usage", True, True),
+        ("NIM-shaped with usage on every chunk, as Messages events, fast path off", "nim_usage", False, True),
     ):
         events = core_events(shape, n)
         times = []

@@ -7,6 +7,7 @@ server cannot outlive it). Every request gets a stream shaped by its query:
   shape=nim      NVIDIA NIM chunks: key order and nulls as NIM sends them
   shape=nim_reasoning  the same, the text in reasoning_content (content null), as thinking models send it
   shape=nim_unique     NIM-shaped, every text numbered so none comes twice (the worst case)
+  shape=nim_usage      NIM-shaped, with the running usage NIM puts on every chunk when asked for usage
   shape=openai   already OpenAI-shaped ("conforming"): no nulls in the delta, no usage
   events=N       N content events, between a role event and a finishing event, then [DONE]
   pace_us=P      0: every event as fast as the socket takes it (for CPU);
@@ -53,9 +54,9 @@ def _dump(obj: object) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def chunk(shape: str, content: str | None, *, role: str | None = None, finish_reason: str | None = None) -> bytes:
-    """One event, `data: <json>\\n\\n`, in the given shape."""
-    if shape in ("nim", "nim_reasoning", "nim_unique"):
+def chunk(shape: str, content: str | None, *, role: str | None = None, finish_reason: str | None = None, n: int = 0) -> bytes:
+    """One event, `data: <json>\\n\\n`, in the given shape (`n`: completion tokens so far, for nim_usage)."""
+    if shape in ("nim", "nim_reasoning", "nim_unique", "nim_usage"):
         if shape == "nim_reasoning":
             content, reasoning = None, content
         else:
@@ -74,7 +75,7 @@ def chunk(shape: str, content: str | None, *, role: str | None = None, finish_re
                     "matched_stop": None,
                 }
             ],
-            "usage": None,
+            "usage": {"prompt_tokens": 1234, "total_tokens": 1234 + n, "completion_tokens": n} if shape == "nim_usage" else None,
         }
     elif shape == "openai":
         delta: dict[str, str] = {}
@@ -102,8 +103,8 @@ def pieces(shape: str) -> list[str]:
 def events(shape: str) -> tuple[bytes, list[bytes], bytes, bytes]:
     """(the role event, the content events to cycle through, the finishing event, [DONE])."""
     first = chunk(shape, None, role="assistant")
-    content = [chunk(shape, piece) for piece in pieces(shape)]
-    return first, content, chunk(shape, None, finish_reason="stop"), b"data: [DONE]\n\n"
+    content = [chunk(shape, piece, n=i + 1) for i, piece in enumerate(pieces(shape))]
+    return first, content, chunk(shape, None, finish_reason="stop", n=len(content)), b"data: [DONE]\n\n"
 
 
 def expected_text(n: int, shape: str = "nim") -> str:

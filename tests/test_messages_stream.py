@@ -18,6 +18,7 @@ from normalize.endpoints.chat.options import Options
 from normalize.endpoints.chat.stream import ChatStream
 from normalize.endpoints.messages.message import ReplyInfo
 from normalize.endpoints.messages.sink import MessagesSink
+from normalize.endpoints.messages.stream import bridged_stream
 from tests.recorded import (
     ALL_STREAMS,
     DEEPSEEK_REASONING_STREAM,
@@ -39,7 +40,7 @@ SLOW = Options(include_usage=True, make_id=OPTIONS.make_id, make_call_id=OPTIONS
 
 def run(pieces, options=OPTIONS, info=INFO):
     repairs: Counter = Counter()
-    stream = ChatStream(options, MessagesSink(info, repairs, "test"))
+    stream = bridged_stream(options, info, repairs, "test")
     out = [stream.feed(piece) for piece in pieces]
     out.append(stream.close())
     return b"".join(out), stream, repairs
@@ -154,7 +155,7 @@ def test_nim_stream_as_messages_events():
 def test_no_buffering():
     # Every upstream event is answered in the call that completed it.
     repairs: Counter = Counter()
-    stream = ChatStream(OPTIONS, MessagesSink(INFO, repairs))
+    stream = bridged_stream(OPTIONS, INFO, repairs)
     first = stream.feed(NIM_STREAM_EVENTS[0])
     assert names(first) == ["message_start"]
     assert names(stream.feed(NIM_STREAM_EVENTS[1])) == ["content_block_start", "content_block_delta"]
@@ -188,6 +189,61 @@ def test_usage_from_the_upstream():
     assert final["usage"] == {"input_tokens": 388, "cache_read_input_tokens": 512, "output_tokens": len(NIM_STREAM_EVENTS) - 2}
     got = message(out).usage
     assert (got.input_tokens, got.output_tokens, got.cache_read_input_tokens) == (388, len(NIM_STREAM_EVENTS) - 2, 512)
+
+
+def nim_with_running_usage(details=False):
+    """NIM asked for usage: running totals on every chunk (tests/upstreams.py nim_usage_on_every_chunk)."""
+
+    def with_usage(event, n):
+        usage = {"prompt_tokens": 900, "total_tokens": 900 + n, "completion_tokens": n}
+        if details:
+            usage["prompt_tokens_details"] = {"cached_tokens": 0}
+        return event.replace(b'"usage":null', b'"usage":' + json.dumps(usage, separators=(",", ":")).encode())
+
+    return [with_usage(event, n) for n, event in enumerate(NIM_STREAM_EVENTS[:-1])] + [NIM_STREAM_EVENTS[-1]]
+
+
+def rules_only(pieces):
+    """The same stream straight through ChatStream into the sink, without lifting usage first."""
+    repairs: Counter = Counter()
+    stream = ChatStream(OPTIONS, MessagesSink(INFO, repairs))
+    return b"".join([stream.feed(piece) for piece in pieces] + [stream.close()]), repairs + stream.repairs
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["one event per read", "one read"])
+def test_running_usage_keeps_the_fast_path(whole):
+    events = nim_with_running_usage()
+    out, stream, repairs = run([b"".join(events)] if whole else events)
+    assert stream.fast_path_uses == len(NIM_TEXT_PIECES) - 1
+    assert parse(out)[-2][1]["usage"] == {"input_tokens": 900, "output_tokens": len(NIM_STREAM_EVENTS) - 2}
+    slow, slow_repairs = rules_only(events)
+    assert out == slow
+    assert repairs + stream.repairs == slow_repairs  # usage_not_last counted alike
+
+
+def test_running_usage_that_is_not_flat_goes_through_the_rules():
+    events = nim_with_running_usage(details=True)
+    out, stream, _ = run(events)
+    assert stream.fast_path_uses == 0
+    assert out == rules_only(events)[0]
+    assert parse(out)[-2][1]["usage"]["output_tokens"] == len(NIM_STREAM_EVENTS) - 2
+
+
+@given(data=st.data())
+def test_running_usage_any_split_gives_the_same_events(data):
+    body = b"".join(nim_with_running_usage())
+    whole = run([body])[0]
+    assert whole == rules_only([body])[0]
+    assert run(data.draw(split_points(body)))[0] == whole
+
+
+def test_usage_tail_inside_a_string_is_text():
+    # `,"usage":{...}}` inside a JSON string has its quotes escaped: never taken for usage.
+    text = ',"usage":{"completion_tokens":999}}'
+    event = nim_chunk(text)
+    out, _, _ = run([*NIM_STREAM_EVENTS[:2], event, *NIM_STREAM_EVENTS[2:]])
+    assert text in message(out).content[0].text
+    assert parse(out)[-2][1]["usage"]["output_tokens"] == len(NIM_TEXT_PIECES) + 1
 
 
 @pytest.mark.parametrize(
@@ -378,7 +434,7 @@ def test_stream_without_done_ends_cleanly():
 
 def test_failure_reading_the_rest(caplog):
     repairs: Counter = Counter()
-    stream = ChatStream(OPTIONS, MessagesSink(INFO, repairs))
+    stream = bridged_stream(OPTIONS, INFO, repairs)
     out = b"".join(stream.feed(e) for e in NIM_STREAM_EVENTS[:3])
     with caplog.at_level(logging.WARNING):
         out += stream.fail("gzip: invalid block")

@@ -7,7 +7,8 @@ dropped parameters), and forwards it to `…/v1/chat/completions` (other query
 parameters kept, `beta` dropped), with `Authorization: Bearer <x-api-key>`
 when the client sent no Authorization, and without the `x-api-key` and
 `anthropic-*` headers. The reply comes back in Anthropic's shapes: a stream
-through `ChatStream` (every chat repair) into `MessagesSink` (sink.py), a
+through `ChatStream` (every chat repair) into `MessagesSink` (sink.py, with
+NIM's running usage lifted off first: stream.py), a
 whole chat.completion as a `message` (message.py), errors in Anthropic's
 envelope with the upstream's status kept (errors.py). A body that is not a
 Messages request is answered with an Anthropic error, without asking the
@@ -27,12 +28,11 @@ from ...wire.jsonio import dump
 from ..base import Env, Exchange, Forward, Head, Reply, Request, Transducer, Unchanged
 from ..chat import ChatExchange
 from ..chat.completion import rewrite_completion
-from ..chat.stream import ChatStream
 from ..errors import error_object, error_status
 from .errors import anthropic_error, error_reply, from_openai
 from .message import ReplyInfo, message_from_completion
 from .request import chat_request
-from .sink import MessagesSink
+from .stream import bridged_stream
 from .tokens import estimate_input_tokens
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class MessagesExchange(ChatExchange):
             if not self.stream_requested:
                 return None
             self.repairs[Repair.stream_sent_as_json] += 1
-        return ChatStream(self.options(), MessagesSink(self.info, self.repairs, self.env.label))
+        return bridged_stream(self.options(), self.info, self.repairs, self.env.label)
 
     def whole(self, head: Head, body: bytes) -> Reply | Unchanged | None:
         if head.status >= 400:

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ...repairs import Repair
-from ...wire.jsonio import dump
+from ...wire.jsonio import NotJSON, dump, loads
 from .errors import anthropic_error, from_openai
 from .message import ReplyInfo, anthropic_usage, message_id, stop_reason
 
@@ -50,6 +50,11 @@ _DELTA_SUFFIX = b"}}\n\n"
 _PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 _MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
 _DELTA_KINDS = {TEXT: b'"type":"text_delta","text":', THINKING: b'"type":"thinking_delta","thinking":'}
+
+
+def _completion_tokens(usage: dict[str, Any]) -> int:
+    value = usage.get("completion_tokens")
+    return value if isinstance(value, int) else -1
 
 
 def event(name: str, obj: Any) -> bytes:
@@ -69,7 +74,8 @@ class MessagesSink:
         self.delta_prefix = b""  # the open text or thinking block's delta event, up to its text
         self.tools: dict[Any, int] = {}  # chat tool call index -> its open tool_use block
         self.stop: tuple[str, str | None] | None = None
-        self.usage: Any = None
+        self.usage: Any = None  # the latest usage the chat rules handed on
+        self.usage_raw = b""  # the latest usage taken off an event before the rules (stream.py)
         self.deltas = 0  # deltas sent: the output token count when the upstream gives none
         self._warned: set[str] = set()
 
@@ -92,7 +98,7 @@ class MessagesSink:
         out = b"" if self.started else self._message_start(None)
         out += self._close_all()
         reason, sequence = self.stop or ("end_turn", None)
-        usage = anthropic_usage(self.usage, self.info.input_tokens, self.deltas)
+        usage = anthropic_usage(self._latest_usage(), self.info.input_tokens, self.deltas)
         self.over = True
         delta = {"type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": sequence}, "usage": usage}
         return out + event("message_delta", delta) + _MESSAGE_STOP
@@ -147,6 +153,18 @@ class MessagesSink:
         return self._text_writer(kind)
 
     # -- chunks ---------------------------------------------------------------------
+
+    def _latest_usage(self) -> Any:
+        """The upstream's usage: running totals, so the one with more completion tokens is the later."""
+        if not self.usage_raw:
+            return self.usage
+        try:
+            lifted = loads(self.usage_raw)
+        except NotJSON:
+            return self.usage
+        if not isinstance(self.usage, dict):
+            return lifted
+        return max((self.usage, lifted), key=lambda usage: _completion_tokens(usage))
 
     def _text_writer(self, kind: str) -> Callable[[bytes], bytes | None]:
         def write(text: bytes) -> bytes | None:
