@@ -62,11 +62,14 @@ class MessagesStream:
         return self.chat.fast_path_uses
 
     def feed(self, data: bytes) -> bytes:
-        # The common case first: one whole event, its usage last (`…,"usage":{…}}` + blank line).
+        # The common case first: a piece ending with an event whose last member is usage
+        # (`…,"usage":{…}}` and the blank line); usually the piece is that one event.
         end = len(data) - 4  # where the usage object's `}` would be
         if data[end:] == b"}}\n\n":
             at = data.rfind(_USAGE_KEY, 0, end)
-            if at > 0 and data.find(b"\n\n") == end + 2 and data.find(b"}", at + 10) == end and data.find(b"{", at + 10) < 0:
+            if at > 0 and data.find(b"}", at + 10) == end and data.find(b"{", at + 10) < 0 and data.find(b"\n", at, end) < 0:
+                if data.rfind(_USAGE_KEY, 0, at) >= 0:
+                    return self._feed(self._lift_all(data))  # more events in this piece
                 self.sink.usage_raw = data[at + 9 : end + 1]
                 if not data.endswith(b'"choices":[]', 0, at):
                     self.lifted += 1
