@@ -230,6 +230,20 @@ def test_tool_turns():
             ],
         },
         {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_03", "name": "Bash", "input": {}}]},
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "toolu_03",
+                    "content": [
+                        {"type": "text", "text": "one"},
+                        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "two"}},
+                        {"type": "search_result", "source": "s", "title": "t", "content": []},
+                    ],
+                }
+            ],
+        },
     ]
     bridged = chat_request({"model": "m", "messages": messages})
     assert bridged.body["messages"] == [
@@ -252,8 +266,10 @@ def test_tool_turns():
             ],
         },
         {"role": "assistant", "content": None, "tool_calls": [{"id": "toolu_03", "type": "function", "function": {"name": "Bash", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "toolu_03", "content": "one\ntwo"},
     ]
-    assert not bridged.repairs
+    assert bridged.repairs == {"content_block_unsupported": 1}
+    assert bridged.left_out == ["search_result block in a tool result"]
 
 
 def test_images():

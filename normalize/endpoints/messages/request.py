@@ -126,7 +126,7 @@ def user_messages(role: str, content: Any, bridged: Bridged) -> list[dict[str, A
     for block in content:
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "tool_result":
-            tools.append(tool_message(block, tool_images))
+            tools.append(tool_message(block, tool_images, bridged))
         elif kind in ("text", "image", "document"):
             part = content_part(block)
             if part is None:
@@ -141,11 +141,23 @@ def user_messages(role: str, content: Any, bridged: Bridged) -> list[dict[str, A
     return tools
 
 
-def tool_message(block: dict[str, Any], images: list[dict[str, Any]]) -> dict[str, Any]:
+def tool_message(block: dict[str, Any], images: list[dict[str, Any]], bridged: Bridged) -> dict[str, Any]:
     content = block.get("content")
     if isinstance(content, list):
-        images += [p for p in map(content_part, content) if p is not None and p["type"] == "image_url"]
-        text = joined_text(content, "\n")
+        texts = []
+        for part in content:
+            converted = content_part(part)
+            if converted is None:
+                kind = part.get("type") if isinstance(part, dict) else None
+                bridged.leave_out(
+                    Repair.content_block_unsupported,
+                    f"{kind} block in a tool result" if isinstance(kind, str) else "a block without a type",
+                )
+            elif converted["type"] == "image_url":
+                images.append(converted)
+            else:
+                texts.append(converted["text"])
+        text = "\n".join(texts)
     else:
         text = content if isinstance(content, str) else ""
     if block.get("is_error") is True:

@@ -1,7 +1,8 @@
 """Anthropic's Messages stream, written from repaired chat chunks: a `ChunkSink` (chat/sink.py).
 
-Contract: `ChatStream(options, sink=MessagesSink(info, repairs, label))` reads
-the upstream's chat stream, applies every chat repair, and this sink writes
+Contract: `ChatStream(options, sink=MessagesSink(info, repairs, label))` (as
+stream.py builds it) reads the upstream's chat stream, applies every chat
+repair, and this sink writes
 what the client of the Messages API reads, each event as `event: <type>\\n
 data: <compact json>\\n\\n`, in the same call that handed it the chunks:
 
@@ -72,7 +73,7 @@ class MessagesSink:
         self.open: str | None = None  # the open text or thinking block's kind
         self.open_index = -1
         self.delta_prefix = b""  # the open text or thinking block's delta event, up to its text
-        self.tools: dict[Any, int] = {}  # chat tool call index -> its open tool_use block
+        self.tools: dict[int, int] = {}  # chat tool call index -> its open tool_use block
         self.stop: tuple[str, str | None] | None = None
         self.usage: Any = None  # the latest usage the chat rules handed on
         self.usage_raw = b""  # the latest usage taken off an event before the rules (stream.py)
@@ -245,6 +246,8 @@ class MessagesSink:
         if not isinstance(function, dict):
             function = {}
         key = call.get("index")
+        if not isinstance(key, int):
+            key = -1  # the chat rules number every call; anything else is one call
         out = b""
         index = self.tools.get(key)
         if index is None:
