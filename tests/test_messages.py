@@ -414,6 +414,15 @@ def test_token_estimate_takes_anything(body):
     assert estimate_input_tokens({"messages": [{"role": "user", "content": body}], "system": body}) >= 3
 
 
+@given(JSON, JSON, JSON, JSON)
+def test_any_request_translates_without_failing(messages, system, tools, choice):
+    body = {"model": "m", "messages": messages if isinstance(messages, list) else [messages], "system": system, "tools": tools, "tool_choice": choice}
+    exchange = MESSAGES.open(request(body), ENV)
+    chat = sent(exchange)
+    assert chat["model"] == "m" and isinstance(chat["messages"], list)
+    assert all(isinstance(m, dict) and isinstance(m["role"], str) and "content" in m for m in chat["messages"])
+
+
 def test_token_estimate_of_deep_nesting():
     deep: list = []
     for _ in range(100_000):

@@ -61,6 +61,8 @@ def _content(content: Any) -> tuple[int, int]:
             stack.extend(value)
         elif isinstance(value, dict):
             kind = value.get("type")
+            if not isinstance(kind, str):
+                kind = None
             if kind in _SKIPPED_BLOCKS:
                 continue
             if kind == "image":
