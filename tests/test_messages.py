@@ -490,6 +490,14 @@ def test_tool_arguments_not_json():
     assert exchange.repairs["tool_arguments_not_json"] == 1
 
 
+@given(JSON, JSON, JSON)
+def test_any_whole_reply_translates_without_failing(choices, usage, message):
+    completion = {"id": "c", "choices": choices if isinstance(choices, list) else [{"index": 0, "message": message, "finish_reason": choices}], "usage": usage}
+    reply = opened().whole(Head(200, "application/json", "POST"), json.dumps(completion).encode())
+    assert isinstance(reply, Reply)
+    Message.model_validate(json.loads(reply.body))
+
+
 def test_whole_reply_stop_sequence():
     completion = json.loads(json.dumps(NIM_COMPLETION))
     completion["choices"][0].update(finish_reason="stop", matched_stop="END")
