@@ -62,21 +62,20 @@ class MessagesStream:
         return self.chat.fast_path_uses
 
     def feed(self, data: bytes) -> bytes:
-        # The common case first: a piece ending with an event whose last member is usage
-        # (`…,"usage":{…}}` and the blank line); usually the piece is that one event.
-        end = len(data) - 4  # where the usage object's `}` would be
-        if data[end:] == b"}}\n\n":
+        if data.endswith(b"}}\n\n"):
+            end = len(data) - 4  # where the usage object's `}` would be
             at = data.rfind(_USAGE_KEY, 0, end)
-            if at > 0 and data.find(b"}", at + 10) == end and data.find(b"{", at + 10) < 0 and data.find(b"\n", at, end) < 0:
-                if data.rfind(_USAGE_KEY, 0, at) >= 0:
-                    return self._feed(self._lift_all(data))  # more events in this piece
-                self.sink.usage_raw = data[at + 9 : end + 1]
-                if not data.endswith(b'"choices":[]', 0, at):
-                    self.lifted += 1
-                return self._feed(data[:at] + b"}\n\n")
-        if _USAGE_KEY not in data:
-            return self._feed(data)
-        return self._feed(self._lift_all(data))
+            # The common case: the piece is one event on one line, its last member usage.
+            if at > 0 and data.find(b"\n", 0, end) < 0:
+                if data.find(b"}", at + 10) == end and data.find(b"{", at + 10) < 0:
+                    self.sink.usage_raw = data[at + 9 : end + 1]
+                    if not data.endswith(b'"choices":[]', 0, at):
+                        self.lifted += 1
+                    return self._feed(data[:at] + b"}\n\n")
+                return self._feed(data)
+        if data.find(b"\n", 0, len(data) - 2) >= 0 and data.rfind(_USAGE_KEY) >= 0:
+            return self._feed(self._lift_all(data))  # several events (the last one cut by the read?)
+        return self._feed(data)
 
     def _lift_all(self, data: bytes) -> bytes:
         """Every event this piece ends (a read may hold many) whose last member is usage, lifted."""
