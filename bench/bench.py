@@ -71,7 +71,10 @@ CPU_SHAPES = (
 )
 # Bridged streams: (name, upstream shape, how the table names it). The passthrough proxy
 # streams the upstream's chat stream as it is; the addon answers a Messages request for it.
-BRIDGE_SHAPES = (("messages", "nim_usage", "bridged Messages stream (Anthropic events from NIM's stream with usage on every chunk)"),)
+BRIDGE_SHAPES = (
+    ("messages", "nim", "bridged Messages stream (Anthropic events from a NIM-shaped stream)"),
+    ("messages_usage", "nim_usage", "bridged Messages stream, NIM's usage on every chunk"),
+)
 # Choice keys OpenAI itself sends as null.
 CHOICE_NULLS = frozenset({"finish_reason", "logprobs"})
 
@@ -618,6 +621,7 @@ def measure_core(sizes: Sizes, res: Results) -> None:
         ("conforming, fast path off", "openai", False, False),
         ("NIM-shaped, text in reasoning_content, fast path on", "nim_reasoning", True, False),
         ("NIM-shaped, no text twice, fast path on", "nim_unique", True, False),
+        ("NIM-shaped as Messages events, fast path on", "nim", True, True),
         ("NIM-shaped with usage on every chunk, as Messages events, fast path on", "nim_usage", True, True),
         ("NIM-shaped with usage on every chunk, as Messages events, fast path off", "nim_usage", False, True),
     ):
