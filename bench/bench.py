@@ -15,9 +15,10 @@ a Markdown table on stdout (progress goes to stderr):
   resident memory       VmRSS of the addon proxy around one long stream
   core alone            ChatStream.feed (normalize.endpoints.chat) in this process, one event per call
 
-Rows marked "bridged" send the addon a Responses API request (`POST /v1/responses`,
-bench/responses.py) for the same upstream chat stream the passthrough streams as it
-comes: the addon's cost of answering a Responses client from a chat upstream.
+Rows marked "bridged" send the addon a Responses API request (`POST /v1/responses`)
+or an Anthropic Messages request (`POST /v1/messages`; bench/bridged.py) for the same
+upstream chat stream the passthrough streams as it comes: the addon's cost of
+answering a Responses or a Messages client from a chat upstream.
 
 Every stream is checked as it is read: the text must be exactly the
 upstream's, there must be one [DONE] at the end, and the addon's output must
@@ -49,10 +50,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bench import responses as bridge
+from bench.bridged import BRIDGES
 from bench import upstream as shapes
 from tests.harness.proxy import MitmdumpLauncher, MitmdumpProcess
 
@@ -70,9 +72,11 @@ CPU_SHAPES = (
     ("nim_reasoning", "NIM-shaped stream, text in reasoning_content"),
     ("openai", "conforming stream"),
     ("nim_unique", "NIM-shaped stream, no text twice (worst case)"),
-    # "shape:responses": the addon is asked through the Responses bridge (bench/responses.py).
+    # "shape:api": the addon is asked through that bridge (bench/bridged.py).
     ("nim:responses", "NIM-shaped stream, bridged to a Responses client"),
     ("nim_usage:responses", "NIM-shaped stream, usage on every chunk, bridged to a Responses client"),
+    ("nim:messages", "NIM-shaped stream, bridged to a Messages client"),
+    ("nim_usage:messages", "NIM-shaped stream, usage on every chunk, bridged to a Messages client"),
 )
 # Choice keys OpenAI itself sends as null.
 CHOICE_NULLS = frozenset({"finish_reason", "logprobs"})
@@ -317,27 +321,30 @@ def stream(
     query: str = "",
     openai_shape: bool | None = None,
     watch: Callable[[Received], None] | None = None,
-    responses: bool = False,
+    api: str = "",
 ) -> Received:
     """One streamed chat completion through `proxy` (regular mode, plain HTTP).
 
     `query` is appended to the upstream's query string (e.g. `&group=...`); `openai_shape`
     (default: the proxy is the one named "addon") checks the output is OpenAI-shaped; `watch`,
-    if given, is called with the `Received` so far after each read of body chunks.
+    if given, is called with the `Received` so far after each read of body chunks. `api`
+    ("responses", "messages") asks the addon as that bridge's client (bench/bridged.py):
+    the upstream still gets, and streams, chat.
     """
     label = f"{proxy.name}, {shape} stream of {events} events" + (f" paced at {pace_us} us" if pace_us else "")
     if openai_shape is None:
         openai_shape = proxy.name == "addon"
-    checker: EventChecker | bridge.ResponsesChecker = EventChecker(label, openai_shape=openai_shape, timestamps=bool(pace_us))
+    checker: Any = EventChecker(label, openai_shape=openai_shape, timestamps=bool(pace_us))
     body = json.dumps({"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "bench"}]}).encode()
-    path = "/v1/chat/completions"
-    if responses:  # a Responses client of the bridge: the upstream still gets (and streams) chat
-        checker = bridge.ResponsesChecker(label + " (bridged)", Received(), BenchError, timestamps=bool(pace_us))
-        body, path = json.dumps(bridge.REQUEST).encode(), "/v1/responses"
+    path, headers = "/v1/chat/completions", ""
+    if api:
+        bridge = BRIDGES[api]
+        checker = bridge.checker(f"{label} ({api} bridge)", Received(), BenchError, timestamps=bool(pace_us))
+        body, path, headers = json.dumps(bridge.request).encode(), bridge.path, bridge.headers
     authority = f"127.0.0.1:{upstream_port}"
     request = (
         f"POST http://{authority}{path}?shape={shape}&events={events}&pace_us={pace_us}{query} HTTP/1.1\r\n"
-        f"host: {authority}\r\ncontent-type: application/json\r\naccept: text/event-stream\r\n"
+        f"host: {authority}\r\ncontent-type: application/json\r\naccept: text/event-stream\r\n{headers}"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     ).encode() + body
     deadline = time.monotonic() + timeout
@@ -437,10 +444,10 @@ def progress(message: str) -> None:
 
 def cpu_run(proxy: Proxy, up: int, shape: str, n: int) -> float:
     """Proxy CPU microseconds per event of one unpaced stream; the text is checked.
-    `shape:responses`: the addon answers a Responses request (the passthrough, the chat one)."""
+    `shape:api`: the addon answers that bridge's client (the passthrough, the chat one)."""
     shape, _, api = shape.partition(":")
     before = cpu_seconds(proxy.pid)
-    got = stream(proxy, up, shape=shape, events=n, timeout=max(60, n / 2000), responses=api == "responses" and proxy.name == "addon")
+    got = stream(proxy, up, shape=shape, events=n, timeout=max(60, n / 2000), api=api if proxy.name == "addon" else "")
     after = cpu_seconds(proxy.pid)
     check_text(got, f"{proxy.name}, {shape} stream of {n:,} events", n, shape)
     return (after - before) / (n + FRAME_EVENTS) * 1e6
@@ -570,17 +577,19 @@ def measure_core(sizes: Sizes, res: Results) -> None:
         ("NIM-shaped, bridged to Responses events, fast path on", "nim:responses", True),
         ("NIM-shaped, bridged to Responses events, fast path off", "nim:responses", False),
         ("NIM-shaped, usage on every chunk, bridged to Responses events", "nim_usage:responses", True),
+        ("NIM-shaped, bridged to Messages events, fast path on", "nim:messages", True),
+        ("NIM-shaped, usage on every chunk, bridged to Messages events", "nim_usage:messages", True),
     ):
         shape, _, api = shape.partition(":")
         events = core_events(shape, n)
-        run = bridge.core_run if api else core_run
+        run = BRIDGES[api].core_run if api else core_run
         times = []
         for _ in range(sizes.core_repeats):
             seconds, out = run(events, fast)
             times.append(seconds)
         body = b"".join(out)
-        checker = (
-            bridge.ResponsesChecker(f"core, {label}", Received(), BenchError)
+        checker: Any = (
+            BRIDGES[api].checker(f"core, {label}", Received(), BenchError)
             if api
             else EventChecker(f"core, {label}", openai_shape=True, timestamps=False)
         )

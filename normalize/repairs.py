@@ -133,6 +133,20 @@ class Repair(enum.StrEnum):
     tool_call_id_reused = "tool_call_id_reused", "{n} reused tool call id{s} made unique"
 
     # -- the Messages bridge (endpoints/messages/) ----------------------------
+    thinking_param_unsupported = "thinking_param_unsupported", "thinking not sent upstream (no switch known for it)"
+    thinking_block_in_history = "thinking_block_in_history", "{n} thinking block{s} of the history not sent upstream"
+    server_tool_unsupported = "server_tool_unsupported", "{n} Anthropic server tool{s} not sent upstream"
+    content_block_unsupported = "content_block_unsupported", "{n} content block{s} with no chat counterpart not sent upstream"
+    messages_field_unsupported = "messages_field_unsupported", "{n} Messages-only field{s} not sent upstream"
+    api_key_header = "api_key_header", "x-api-key sent as Authorization: Bearer"
+    error_not_anthropic = "error_not_anthropic", "error sent in Anthropic's shape"
+    event_not_chunk = "event_not_chunk", "{n} upstream event{s} that are no chat chunk{s} left out"
+    stream_not_translatable = "stream_not_translatable", "rest of the stream not translatable: error event sent"
+    stream_ended_early = "stream_ended_early", "upstream stream ended before it finished: error event sent"
+    tool_arguments_not_json = "tool_arguments_not_json", "{n} tool call{s} with arguments that are no JSON object given input {}"
+    count_tokens_unsupported = "count_tokens_unsupported", "input tokens estimated by the proxy"
+    models_not_anthropic = "models_not_anthropic", "model list sent in Anthropic's shape"
+    request_not_bridgeable = "request_not_bridgeable", "request not bridgeable: answered with an error"
 
     # -- NIM's request validation, reasoning, embeddings, pacing (profiles/) ---
     # reasoning (endpoints/chat/think.py)

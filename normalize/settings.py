@@ -33,6 +33,7 @@ class Settings:
     # -- the bridges
     responses: str = "bridge"  # bridge: Responses requests go upstream as chat; pass: untouched
     responses_store_bytes: int = 64 * MiB  # responses kept for previous_response_id and GET (0: none)
+    messages: str = "bridge"  # Anthropic Messages requests: "bridge" onto chat, or "pass" untouched
 
     # -- profiles, reasoning, embeddings, pacing
     # reasoning and embeddings (README: Reasoning, Embeddings)

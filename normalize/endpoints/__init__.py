@@ -18,6 +18,7 @@ from .base import Endpoint
 from .chat import CHAT
 from .embeddings import EMBEDDINGS
 from .fallback import FALLBACK
+from .messages import COUNT_TOKENS, MESSAGES
 from .models import MODEL, MODELS
 from .responses.exchange import RESPONSES, STORED_RESPONSES
 
@@ -49,7 +50,10 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", ends_with("responses"), RESPONSES),
     Route("GET", within("responses"), STORED_RESPONSES),
     Route("DELETE", within("responses"), STORED_RESPONSES),
-    # the Messages bridge
+    # the Messages bridge (`v1` keeps OpenAI's `/v1/threads/{id}/messages` out; the query never matters)
+    Route("POST", ends_with("v1", "messages"), MESSAGES),
+    Route("POST", ends_with("v1", "messages", "count_tokens"), COUNT_TOKENS),
+    # embeddings
     Route("POST", ends_with("embeddings"), EMBEDDINGS),
     # the addon's own health check
 )

@@ -26,6 +26,8 @@ from ..ids import unix_now
 from ..repairs import Repair
 from ..wire.body import parse_json_body
 from .base import UNCHANGED, Env, Exchange, Forward, Head, Reply, Request, Unchanged
+from .messages.errors import error_reply
+from .messages.models import anthropic_client, anthropic_shape
 
 OWNED_BY = "system"
 
@@ -124,6 +126,7 @@ class ModelExchange(Exchange):
     """One model (`…/models/{id}`); reported under the alias when the client asked by alias."""
 
     alias: str | None = None
+    anthropic = False  # an Anthropic client asked: answered in Anthropic's shape (messages/models.py)
 
     def rewrite(self, obj: Any) -> tuple[object, Counter[Repair]]:
         return rewrite_model(obj, now=unix_now(), model_alias=self.alias)
@@ -136,7 +139,17 @@ class ModelExchange(Exchange):
             return None
         out, repairs = self.rewrite(obj)
         self.repairs.update(repairs)
-        return Reply.json(head.status, out) if out != obj or self.repairs else UNCHANGED
+        return self.reply(head.status, out) if out != obj or self.repairs or self.anthropic else UNCHANGED
+
+    def reply(self, status: int, out: Any) -> Reply:
+        shaped = anthropic_shape(out) if self.anthropic else None
+        if shaped is None:
+            return Reply.json(status, out)
+        self.repairs[Repair.models_not_anthropic] += 1
+        return Reply.json(status, shaped)
+
+    def error(self, head: Head, body: bytes) -> Reply | Unchanged:
+        return error_reply(head, body, self.repairs) if self.anthropic else super().error(head, body)
 
 
 class ModelsExchange(ModelExchange):
@@ -145,7 +158,7 @@ class ModelsExchange(ModelExchange):
     def answer_locally(self, repair: Repair) -> Reply:
         settings = self.env.settings
         self.repairs[repair] += 1
-        return Reply.json(200, models_list(list(settings.models), dict(settings.model_map), unix_now()))
+        return self.reply(200, models_list(list(settings.models), dict(settings.model_map), unix_now()))
 
     def rewrite(self, obj: Any) -> tuple[object, Counter[Repair]]:
         return rewrite_models(obj, now=unix_now(), aliases=dict(self.env.settings.model_map))
@@ -161,6 +174,7 @@ class Models:
 
     def open(self, request: Request, env: Env) -> Exchange:
         exchange = ModelsExchange(env)
+        exchange.anthropic = anthropic_client(request, env)
         if env.settings.models:
             exchange.answer = exchange.answer_locally(Repair.models_answered_locally)
         return exchange
@@ -173,6 +187,7 @@ class Model:
 
     def open(self, request: Request, env: Env) -> Exchange:
         exchange = ModelExchange(env)
+        exchange.anthropic = anthropic_client(request, env)
         model = request.path.rsplit("/", 1)[1]
         target = env.settings.model_map.get(model)
         if target is not None:

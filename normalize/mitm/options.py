@@ -250,6 +250,15 @@ OPTIONS: tuple[Option, ...] = (
         "previous_response_id and GET/DELETE /v1/responses/{id}; 0 keeps none.",
         at_least_zero,
     ),
+    Option(
+        "normalize_messages",
+        str,
+        "bridge",
+        "Anthropic Messages requests (POST .../v1/messages, as Claude Code and the Anthropic SDKs send them): "
+        "bridge = translated onto the upstream's chat completions and answered in Anthropic's shapes; "
+        "pass = sent on untouched, for upstreams that serve the Messages API themselves.",
+        bridge_or_pass,
+    ),
 )
 # Which Settings field each option fills.
 FIELDS = {option.name: option.name.removeprefix("normalize_") for option in OPTIONS}

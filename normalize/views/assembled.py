@@ -15,6 +15,7 @@ from typing import Any
 
 from ..wire.jsonio import dump_pretty
 from ..wire.sse import LineEnds
+from .anthropic import anthropic_view, is_anthropic
 from .events import data_events
 from .text import as_bytes, compact, cut, escape, loads_ok, raw_text, safe
 
@@ -115,6 +116,8 @@ def assembled_view(data: bytes) -> str:
 
     if is_responses(data):
         return responses_view(data)
+    if is_anthropic(data):
+        return anthropic_view(data)  # the Messages bridge's replies
     if stripped[:1] in (b"{", b"["):
         ok, body = loads_ok(stripped)
         if not ok:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .anthropic import is_anthropic, translated_view
 from .events import NOT_JSON, Unit, stream_units
 from .text import as_bytes, compact, escape, safe
 
@@ -23,6 +24,8 @@ def before_after_view(original: bytes, rewritten: bytes) -> str:
 
     if is_responses(rewritten) and not is_responses(original):
         return bridged_view(original, rewritten)
+    if is_anthropic(rewritten) and not is_anthropic(original):
+        return translated_view(original, rewritten)  # a bridged flow: two protocols, no pairs
     before = stream_units(as_bytes(original))
     after = stream_units(as_bytes(rewritten))
     a, b = before.units, after.units

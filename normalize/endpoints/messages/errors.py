@@ -1,0 +1,91 @@
+"""Anthropic's error envelope, from the OpenAI errors the rest of the package builds.
+
+Contract: `anthropic_error(message, kind)` is the body Anthropic's API sends,
+`{"type": "error", "error": {"type": kind, "message": message}}`, both as an
+HTTP error body and as the data of an `event: error` inside a stream.
+`from_openai(error, status)` turns an OpenAI `{"error": {...}}` (what
+`endpoints.errors` makes of any upstream's error shape) into that envelope,
+keeping the message; the type comes from the HTTP status when there is one
+(`error_type`), else from the OpenAI type. `error_reply(head, body, repairs)`
+is the reply for any upstream error body, in that envelope, status kept.
+Pure and total.
+
+The types are those of Anthropic's error reference: 400 invalid_request_error
+(also for other 4xx), 401 authentication_error, 403 permission_error, 404
+not_found_error, 413 request_too_large, 429 rate_limit_error, 500 api_error,
+529 overloaded_error. A 503 (an upstream out of capacity) reads as
+overloaded_error; any other 5xx as api_error.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from ...repairs import Repair
+from ..base import Head, Reply
+from ..errors import error_body, http_error_status
+
+_BY_STATUS = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    529: "overloaded_error",
+}
+# OpenAI (and OpenAI-compatible servers') error types, for errors that come without a status.
+_BY_OPENAI_TYPE = {
+    "invalid_request_error": "invalid_request_error",
+    "authentication_error": "authentication_error",
+    "permission_error": "permission_error",
+    "not_found_error": "not_found_error",
+    "requests": "rate_limit_error",
+    "tokens": "rate_limit_error",
+    "rate_limit_error": "rate_limit_error",
+    "rate_limit_exceeded": "rate_limit_error",
+    "insufficient_quota": "rate_limit_error",
+    "overloaded_error": "overloaded_error",
+}
+
+
+def anthropic_error(message: str, kind: str = "api_error") -> dict[str, Any]:
+    return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+def error_type(status: int | None) -> str:
+    """Anthropic's error type for an HTTP status."""
+    if status is None:
+        return "api_error"
+    if status in _BY_STATUS:
+        return _BY_STATUS[status]
+    return "invalid_request_error" if 400 <= status < 500 else "api_error"
+
+
+def from_openai(error: dict[str, Any], status: int | None = None) -> dict[str, Any]:
+    """Anthropic's envelope for an OpenAI-shaped `{"error": {...}}`, message kept."""
+    inner = error.get("error")
+    inner = inner if isinstance(inner, dict) else {}
+    message = inner.get("message")
+    if not (isinstance(message, str) and message):
+        message = "error"
+    if status is None:
+        code = inner.get("code")
+        if isinstance(code, str) and code.isdigit():
+            code = int(code)
+        if http_error_status(code):
+            status = code
+    if status is not None:
+        return anthropic_error(message, error_type(status))
+    kind = inner.get("type")
+    return anthropic_error(message, _BY_OPENAI_TYPE.get(kind, "api_error") if isinstance(kind, str) else "api_error")
+
+
+def error_reply(head: Head, body: bytes, repairs: Counter[Repair]) -> Reply:
+    """Any upstream error body (every shape endpoints/errors.py reads) in Anthropic's envelope."""
+    error, repair = error_body(head.status, body, head.content_type)
+    if repair:
+        repairs[repair] += 1
+    repairs[Repair.error_not_anthropic] += 1
+    return Reply.json(head.status, from_openai(error, head.status))
