@@ -104,11 +104,14 @@ class Chat:
 
     def open(self, request: Request, env: Env) -> Exchange:
         exchange = ChatExchange(env)
-        body = request.json()
+        body, problem = request.read_json()
         if isinstance(body, dict):
             new = exchange.read_request(body)
             if exchange.repairs:
                 exchange.forward = Forward(body=dump(new))
+        elif problem or body is not None:
+            problem = problem or "not a JSON object"
+            log.warning("%s: the request body was not read (%s); passing it through unchanged", env.label, problem)
         return exchange
 
 
