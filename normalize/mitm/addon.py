@@ -17,25 +17,31 @@ from typing import Any
 from mitmproxy import ctx, http
 
 from ..endpoints import OTHER, route
-from ..endpoints.base import Env, Forward, Head, Reply, Request, Shared
+from ..endpoints.base import Env, Forward, Reply, Request, Shared
 from ..profiles import profile_for
 from ..settings import Settings
-from ..wire.body import ENCODINGS, DecodeError, Decoder, decode_whole, encoding_of
+from ..wire.body import ENCODINGS, DecodeError, Decoder, encoding_of
 from . import options
-from .record import label, record, redact
+from .record import Keys, label, record
 from .state import FlowState, attach, state_of
-from .streaming import StreamRewriter, set_stream_headers
+from .streaming import StreamRewriter, close_delimit, open_length, set_stream_headers
+from .whole import Collected, head, read_body, rewrite
 
 log = logging.getLogger("normalize")
+
+# Replies that are streams by nature: passed on as they come, never held whole.
+STREAMED_TYPES = ("text/event-stream", "application/x-ndjson")
 
 
 class Normalize:
     def __init__(self) -> None:
         self.settings = Settings()
         self.shared = Shared()
+        self.keys = Keys()
 
     def load(self, loader: Any) -> None:
         options.declare(loader)
+        options.check_deferred(ctx.options, starting=starting())
 
     def configure(self, updated: set[str]) -> None:
         if any(name in updated for name in options.FIELDS):
@@ -47,6 +53,8 @@ class Normalize:
         if not flow.live or not self.settings.targets(flow.request.host, flow.request.port):
             return
         state = attach(flow, FlowState(route(flow.request.method, flow.request.path_components), label(flow)))
+        if self.settings.redact_keys:
+            self.keys.hold(flow)
         if state.route is not OTHER:
             # Compressed bodies would reach the stream rewrite compressed.
             flow.request.headers["accept-encoding"] = "identity"
@@ -63,6 +71,8 @@ class Normalize:
         if exchange.answer is not None:
             state.answered = True
             answer(flow, exchange.answer)
+            if self.settings.redact_keys:
+                self.keys.redact(flow)  # nothing goes upstream
         elif exchange.forward is not None:
             if exchange.forward.body is not None and request.body is not None and self.settings.keep_bytes:
                 state.request_original = request.body[: self.settings.keep_bytes]
@@ -74,6 +84,8 @@ class Normalize:
         body: bytes | None = None
         problem = ""
         try:
+            if request.stream:  # mitmproxy streamed it upstream already (stream_large_bodies)
+                raise DecodeError("mitmproxy streamed it upstream before the addon could read it (stream_large_bodies)")
             body = read_body(request, self.settings.max_body_bytes)
         except DecodeError as e:
             problem = str(e)
@@ -84,14 +96,19 @@ class Normalize:
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         state = state_of(flow)
         response = flow.response
-        if state is None or response is None or not flow.live:
+        if response is None or not flow.live:
+            return
+        if state is None:
+            stream_through(response)  # untargeted: event streams pass as they come
             return
         if self.settings.redact_keys:
-            redact(flow)  # the request has gone upstream: the stored copy need not keep the key
+            self.keys.redact(flow)  # the request has gone upstream: the stored copy need not keep the key
+        close_delimit(flow)
         if state.exchange is None or state.answered:
             return
         transducer = state.exchange.stream(head(flow))
         if transducer is None:
+            self.whole_reply_headers(flow, state)
             return
         decoder = None
         encoding = encoding_of(response.headers.get("content-encoding", ""))
@@ -110,13 +127,30 @@ class Normalize:
         state.rewriter = StreamRewriter(transducer, decoder, self.settings.keep_bytes, state.label)
         response.stream = state.rewriter.rewrite  # a bound method: cheaper to call than __call__
 
+    def whole_reply_headers(self, flow: http.HTTPFlow, state: FlowState) -> None:
+        """A reply the exchange reads whole. mitmproxy streams it on its own when it is larger than
+        `stream_large_bodies` (it decided before this hook; for a body of unknown length it would
+        decide later, with no hook): the addon then collects it itself, within its cap."""
+        response = flow.response
+        assert response is not None and state.exchange is not None
+        if not head(flow).has_body:
+            return
+        if response.status_code < 400 and stream_type(response):
+            stream_through(response)  # an event stream the exchange leaves alone
+            return
+        unknown_length = "content-length" not in response.headers
+        if response.stream or (getattr(ctx.options, "stream_large_bodies", None) and unknown_length):
+            state.collected = Collected(flow, state.exchange, self.settings.max_body_bytes, state.label)
+            open_length(flow)
+            response.stream = state.collected.collect
+
     def response(self, flow: http.HTTPFlow) -> None:
         state = state_of(flow)
         response = flow.response
         if state is None or response is None or not flow.live:
             return
         if self.settings.redact_keys:
-            redact(flow)
+            self.keys.redact(flow)
         exchange = state.exchange
         if exchange is None:
             return
@@ -124,47 +158,60 @@ class Normalize:
         if state.rewriter is not None or state.answered:
             record(flow, state, keep)
             return
-        if response.stream:
-            return  # passed through (an encoding we do not decode)
-        try:
-            body = read_body(response, self.settings.max_body_bytes)
-        except DecodeError as e:
-            log.warning("%s %s: the reply body was not read (%s); passing it through unchanged", state.label, response.status_code, e)
+        if state.collected is not None:
+            if state.collected.result is not None or exchange.repairs:
+                record(flow, state, keep)
             return
-        result = exchange.whole(head(flow), body)
+        if response.stream:
+            if response.stream is True and not head(flow).event_stream:
+                log.warning(
+                    "%s %s: mitmproxy streamed the reply itself (stream_large_bodies); passed through unchanged",
+                    state.label,
+                    response.status_code,
+                )
+            return
+        body, result = rewrite(flow, exchange, response.raw_content or b"", self.settings.max_body_bytes, state.label)
         if isinstance(result, Reply):
             replace(response, result)
         if result is not None or exchange.repairs:
             record(flow, state, keep, original=body)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        # A client or upstream went away (mid-stream, too): no response hook will come.
+        # A client or upstream went away (mid-stream, too), or the upstream could not be
+        # reached: no response hook will come.
         state = state_of(flow)
         if state is None:
             return
         if self.settings.redact_keys:
-            redact(flow)
-        if state.rewriter is not None:
-            transducer = state.rewriter.transducer
-            log.info(
-                "%s: stream ended early after %d events (%s)", state.label, transducer.events, flow.error.msg if flow.error else "error"
-            )
+            self.keys.redact(flow)
+        why = flow.error.msg if flow.error else "error"
+        if state.rewriter is not None and state.exchange is not None and flow.response is not None:
+            record(flow, state, self.settings.keep_bytes, ended=why)
+        elif flow.response is None:
+            log.warning("%s: ended before any reply (%s)", state.label, why)
+
+    def done(self) -> None:
+        # mitmproxy's save addon (-w) writes the flows still in flight after this hook.
+        if self.settings.redact_keys:
+            self.keys.redact_all()
 
 
-def head(flow: http.HTTPFlow) -> Head:
-    assert flow.response is not None
-    return Head(flow.response.status_code, flow.response.headers.get("content-type", ""), flow.request.method)
+def starting() -> bool:
+    """mitmproxy is still starting up (it has not run its running hook yet)."""
+    loader = ctx.master.addons.get("scriptloader")
+    return not getattr(loader, "is_running", False)
 
 
-def read_body(message: http.Message, cap: int) -> bytes:
-    """A message's body decoded from its content-encoding, within `cap` bytes; DecodeError else."""
-    raw = message.raw_content or b""
-    if len(raw) > cap:
-        raise DecodeError(f"{len(raw)} bytes, over normalize_max_body_bytes ({cap})")
-    encoding = encoding_of(message.headers.get("content-encoding", ""))
-    if encoding and encoding not in ENCODINGS:
-        raise DecodeError(f"content-encoding {encoding!r} is not decoded here")
-    return decode_whole(raw, encoding, cap)
+def stream_through(response: http.Response) -> None:
+    """An event stream the addon leaves alone passes as it comes: without this, mitmproxy
+    would hold all of it and send it at the end."""
+    if not response.stream and stream_type(response):
+        response.stream = True
+
+
+def stream_type(response: http.Response) -> bool:
+    content_type = response.headers.get("content-type", "").lower()
+    return any(kind in content_type for kind in STREAMED_TYPES)
 
 
 def forward(flow: http.HTTPFlow, change: Forward) -> None:

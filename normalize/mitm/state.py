@@ -15,6 +15,7 @@ from mitmproxy import http
 from ..endpoints import Route
 from ..endpoints.base import Exchange
 from .streaming import StreamRewriter
+from .whole import Collected
 
 _ATTRIBUTE = "_normalize_state"
 
@@ -25,6 +26,7 @@ class FlowState:
     label: str
     exchange: Exchange | None = None  # set at the request, when the body is there
     rewriter: StreamRewriter | None = None  # set at the response headers, for a streamed body
+    collected: Collected | None = None  # set at the response headers, for a whole body mitmproxy streams
     answered: bool = False  # the addon answered the request itself
     request_original: bytes | None = None  # the client's body, when the addon sent another (capped)
 
