@@ -16,10 +16,12 @@ Contract:
                       spaces, non-ASCII as UTF-8.
   dump_pretty(obj)    OpenAI's whole bodies: 2-space indent and a newline;
                       compact instead when the value is nested so deep that
-                      indenting it would multiply its size.
+                      indenting it would multiply its size, or larger than
+                      `MAX_INDENTED` compact.
   structure(text)     (objects and arrays, deepest nesting) of a JSON text,
-                      brackets inside strings not counted, in a few passes of
-                      bytes methods (no Python loop per byte).
+                      brackets inside strings not counted; `brackets(text)`
+                      those brackets, found with a few passes of bytes
+                      methods (no Python loop per byte).
 Both writers give valid UTF-8 whatever the strings hold: a document with a lone
 surrogate (which UTF-8 cannot carry) is written with ASCII escapes throughout.
 Time is linear in the size of the text.
@@ -35,6 +37,7 @@ __all__ = [
     "MAX_CONTAINERS",
     "NotJSON",
     "TooManyContainers",
+    "brackets",
     "container_bound",
     "dump",
     "dump_pretty",
@@ -45,8 +48,10 @@ __all__ = [
 # Objects and arrays in one document, at most: about 100 MB of empty objects once
 # parsed, in a few tenths of a second; far more than any chat request or reply holds.
 MAX_CONTAINERS = 1_000_000
-# Deeper than this, whole bodies are written compact (indent costs depth x 2 per line).
+# Deeper than this, whole bodies are written compact (indent costs depth x 2 per line);
+# larger than this, too (no client reads the indent, and it would cost time to find the depth).
 MAX_INDENT_DEPTH = 32
+MAX_INDENTED = 1024 * 1024
 
 
 class NotJSON(ValueError):
@@ -102,10 +107,6 @@ def loads(data: bytes | str, *, max_containers: int = MAX_CONTAINERS) -> Any:
         raise NotJSON(str(e)) from None
 
 
-def _outside_strings(data: bytes | str) -> int:
-    return structure(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)[0]
-
-
 # bytes.translate's deletion table that keeps brackets only; +1 for an opening one, -1 for a closing one.
 _NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 _STEP = [0] * 256
@@ -113,17 +114,28 @@ _STEP[ord("[")] = _STEP[ord("{")] = 1
 _STEP[ord("]")] = _STEP[ord("}")] = -1
 
 
-def structure(text: bytes) -> tuple[int, int]:
-    """(objects and arrays, deepest nesting) of a JSON text, brackets inside strings not
-    counted. Exact for valid JSON; for anything else, some numbers (the parser then refuses it)."""
+def brackets(text: bytes | str) -> bytes:
+    """The brackets of a JSON text that are not inside strings, in order."""
+    if isinstance(text, str):
+        text = text.encode("utf-8", "surrogatepass")
     # Escaped backslashes, then escaped quotes, go first: the quotes left delimit strings.
     unescaped = text.replace(b"\\\\", b"").replace(b'\\"', b"")
-    outside = b"".join(unescaped.split(b'"')[0::2])
-    brackets = outside.translate(None, _NOT_BRACKETS)
-    containers = brackets.count(b"{") + brackets.count(b"[")
-    if not containers:
-        return 0, 0
-    return containers, max(itertools.accumulate(map(_STEP.__getitem__, brackets)))
+    return b"".join(unescaped.split(b'"')[0::2]).translate(None, _NOT_BRACKETS)
+
+
+def structure(text: bytes | str) -> tuple[int, int]:
+    """(objects and arrays, deepest nesting) of a JSON text, brackets inside strings not
+    counted. Exact for valid JSON; for anything else, some numbers (the parser then refuses it).
+    The depth costs a Python-level step per bracket: callers that need only the count
+    use `brackets`."""
+    found = brackets(text)
+    containers = found.count(b"{") + found.count(b"[")
+    return containers, max(itertools.accumulate(map(_STEP.__getitem__, found)), default=0)
+
+
+def _outside_strings(data: bytes | str) -> int:
+    found = brackets(data)
+    return found.count(b"{") + found.count(b"[")
 
 
 def dump(obj: Any) -> bytes:
@@ -136,7 +148,7 @@ def dump(obj: Any) -> bytes:
 
 def dump_pretty(obj: Any) -> bytes:
     compact = dump(obj)
-    if container_bound(compact) > MAX_INDENT_DEPTH and structure(compact)[1] > MAX_INDENT_DEPTH:
+    if len(compact) > MAX_INDENTED or (container_bound(compact) > MAX_INDENT_DEPTH and structure(compact)[1] > MAX_INDENT_DEPTH):
         return compact + b"\n"
     text = json.dumps(obj, ensure_ascii=False, indent=2, allow_nan=False)
     try:
