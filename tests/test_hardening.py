@@ -21,7 +21,7 @@ from normalize.endpoints.errors import error_body, stream_error_line, visible_te
 from normalize.wire import jsonio
 from normalize.wire.body import DecodeError, Decoder, decode_whole, encode_whole
 from normalize.wire.sse import EventSplitter
-from tests import hostile
+from tests import hostile, whole_bodies
 from tests.recorded import NIM_STREAM, NIM_STREAM_EVENTS, NIM_STREAM_REPAIRED
 
 MiB = 1024 * 1024
@@ -130,7 +130,7 @@ def test_event_of_many_choices():
     """300,000 `{}` choices in one event: passed through unparsed, at once."""
     event = hostile.many_choices_event(300_000)
     with Timer() as t:
-        out, stream = run([NIM_STREAM_EVENTS[0], event, b"data: [DONE]\n\n"])
+        out, _ = run([NIM_STREAM_EVENTS[0], event, b"data: [DONE]\n\n"])
     assert t.seconds < 0.5
     assert event in out and out.endswith(b"data: [DONE]\n\n")
 
@@ -224,3 +224,48 @@ def test_lone_surrogate_is_written_as_valid_utf8():
     for out in (jsonio.dump(obj), jsonio.dump_pretty(obj)):
         out.decode("utf-8")  # valid UTF-8
         assert json.loads(out) == obj
+
+
+# -- whole bodies: any input, no exception, valid UTF-8 strict JSON out or the input unchanged --
+
+
+def _json_values():
+    scalars = (
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**70), 2**70)
+        | st.floats(allow_nan=True, allow_infinity=True)
+        | st.text(max_size=8)
+        | st.text(alphabet=st.characters(categories=["Cs"]), max_size=3)  # lone surrogates
+    )
+    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4), max_leaves=20)
+
+
+KEYS = ["id", "object", "created", "model", "choices", "message", "content", "role", "tool_calls", "error", "data",
+        "detail", "title", "status", "type", "code", "owned_by", "finish_reason", "index", "delta", "usage"]
+
+
+def _shaped():
+    """Values shaped like completions, errors and model lists, with anything inside."""
+    leaf = _json_values()
+    node = st.recursive(leaf, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS), inner, max_size=5), max_leaves=25)
+    return node
+
+
+def _text(value) -> bytes:
+    return json.dumps(value, allow_nan=True).encode()  # NaN and Infinity written as JavaScript does
+
+
+@given(
+    st.sampled_from(whole_bodies.ENDPOINTS),
+    st.sampled_from(whole_bodies.STATUSES),
+    st.sampled_from(whole_bodies.CONTENT_TYPES),
+    st.one_of(
+        _shaped().map(_text),
+        st.tuples(st.sampled_from([b"", b"data:", b"data: ", b"\n\n", b" "]), _shaped().map(_text), st.sampled_from([b"", b"\n", b" x"])).map(b"".join),
+        st.binary(max_size=300),
+        st.sampled_from([b'{"created":1e400,"choices":[]}', b'[{"id":"a","created":1e400}]', b'{"a":' + b"[" * 20_000 + b"]" * 20_000 + b"}"]),
+    ),
+)
+def test_any_whole_body_gives_valid_json_or_is_left_alone(endpoint, status, content_type, body):
+    whole_bodies.check(endpoint, status, content_type, body)

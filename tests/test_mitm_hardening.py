@@ -98,7 +98,7 @@ def test_stream_large_bodies_reply_of_unknown_length(normalize):
     """mitmproxy would switch a chunked body to streaming later, with no hook: the addon collects it from the start."""
     a, tctx = normalize
     tctx.options.stream_large_bodies = "1k"
-    flow, out = collected_flow(a, [NULL_COMPLETION], length=False)
+    _, out = collected_flow(a, [NULL_COMPLETION], length=False)
     assert out == REPAIRED_COMPLETION
 
 
@@ -128,7 +128,7 @@ def test_stream_large_bodies_reply_past_the_cap_passes_through(caplog):
         tctx.options.add_option("stream_large_bodies", str | None, "1", "")
         tctx.configure(a, normalize_hosts=["api.example.com"], normalize_max_body_bytes=100)
         with caplog.at_level(logging.WARNING):
-            flow, out = collected_flow(a, [NULL_COMPLETION[:80], NULL_COMPLETION[80:]])
+            _, out = collected_flow(a, [NULL_COMPLETION[:80], NULL_COMPLETION[80:]])
         assert out == NULL_COMPLETION
         assert "grew past normalize_max_body_bytes (100)" in caplog.text
 
