@@ -2,14 +2,16 @@
 
 `QUICK` is what `make test` sends (tests/e2e/test_hardening_e2e.py): every input
 is still far past the cap it tests. `FULL` is the size the issue measured the
-harm at, for `make load` (bench/load.py --attacks). Each builder is cached: a
-1 GiB gzip bomb takes seconds to make.
+harm at, for `make load` (bench/load.py runs the same tests with
+NORMALIZE_ATTACKS=full; `sizes()` reads it). Each builder is cached: a 1 GiB
+gzip bomb takes seconds to make.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import zlib
 from dataclasses import dataclass
 
@@ -47,7 +49,7 @@ FULL = Sizes(
     empty_objects=50 * MiB,
     depth=100_000,
     html=128 * 1024,
-    stream_error=8 * MiB,
+    stream_error=8 * MiB - 1024,  # an event just under normalize_max_event_bytes
     blank=4 * MiB,
     choices=1_000_000,
     reply_depth=5_000,
@@ -157,3 +159,8 @@ def raw_deflate(events: list[bytes] = NIM_STREAM_EVENTS) -> list[bytes]:
     out = [z.compress(e) + z.flush(zlib.Z_SYNC_FLUSH) for e in events]
     out.append(z.flush())
     return out
+
+
+def sizes() -> Sizes:
+    """FULL when NORMALIZE_ATTACKS=full (make load), else QUICK."""
+    return FULL if os.environ.get("NORMALIZE_ATTACKS") == "full" else QUICK

@@ -12,10 +12,15 @@ many turns ended while the attack ran.
 `Memory` reads the proxy's peak RSS (VmHWM in /proc/<pid>/status) after
 resetting it (`5` to /proc/<pid>/clear_refs, Linux 4.0+), so a test measures
 the peak of its own attack, not of the whole process's life.
+
+With NORMALIZE_ATTACK_REPORT set to a file, each check appends what it
+measured there, one JSON object a line (bench/load.py prints them as a table).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import queue
 import threading
 import time
@@ -135,6 +140,7 @@ class Bystander:
         assert not self._thread.is_alive(), "the bystander stream did not end"
         assert self.failure is None, f"the bystander stream failed: {self.failure!r}"
         assert self.done_seen, "the bystander stream did not end with [DONE]"
+        report(bystander_worst_ms=round(self.worst * 1000, 1), bystander_turns=self.turns_during, max_wait_ms=max_wait * 1000)
         assert self.worst < max_wait, (
             f"another client's stream waited {self.worst:.2f} s for one event during the attack "
             f"({self.turns_during} turns during it, {len(self.latencies)} in all)"
@@ -169,7 +175,17 @@ class Memory:
         return (self.field_kib("VmHWM") - self.before_kib) / 1024
 
     def check(self, limit_mib: float) -> None:
+        report(rss_growth_mib=round(self.growth_mib, 1), rss_limit_mib=round(limit_mib, 1))
         assert self.growth_mib < limit_mib, (
             f"the proxy's peak RSS rose {self.growth_mib:.1f} MiB during the attack (limit {limit_mib} MiB; "
             f"VmRSS before {self.before_kib / 1024:.1f} MiB)"
         )
+
+
+def report(**measures: object) -> None:
+    """Appends the current test's measures to $NORMALIZE_ATTACK_REPORT, when set."""
+    path = os.environ.get("NORMALIZE_ATTACK_REPORT")
+    if path:
+        test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0]
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps({"test": test, **measures}) + "\n")
