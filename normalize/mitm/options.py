@@ -155,8 +155,8 @@ OPTIONS: tuple[Option, ...] = (
         "normalize_max_body_bytes",
         int,
         16 * MiB,
-        "A request or whole reply body larger than this (once decoded) is not parsed: it passes "
-        "through unchanged, or is answered with an error where it cannot pass.",
+        "A request or whole reply body larger than this (once decoded), or one that does not decode, "
+        "is not parsed: it passes through unchanged, with a log line.",
         at_least_one,
         "an integer, 1 or more (bytes)",
     ),
