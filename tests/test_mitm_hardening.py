@@ -63,6 +63,21 @@ def test_api_key_of_a_locally_answered_request_is_redacted_at_once():
         assert flow.response is not None and flow.request.headers["authorization"] == "Bearer [redacted]"
 
 
+def test_api_key_of_a_streamed_request_is_redacted_at_the_request_hook(normalize, caplog):
+    """A request body larger than stream_large_bodies went upstream, headers first, before the
+    request hook: the key can go there, and the body is not read (nor rewritten)."""
+    a, _ = normalize
+    flow = chat_flow()
+    flow.request.headers["authorization"] = "Bearer nvapi-secret"
+    flow.request.stream = True
+    flow.response = None
+    a.requestheaders(flow)
+    with caplog.at_level(logging.WARNING):
+        a.request(flow)
+    assert flow.request.headers["authorization"] == "Bearer [redacted]"
+    assert "mitmproxy streamed it upstream before the addon could read it" in caplog.text
+
+
 # -- case 6: stream_large_bodies -------------------------------------------------
 
 

@@ -65,6 +65,8 @@ class Normalize:
         state = state_of(flow)
         if state is None or flow.response is not None or not flow.live:
             return
+        if flow.request.stream and self.settings.redact_keys:
+            self.keys.redact(flow)  # streamed (stream_large_bodies): its headers went upstream first
         env = Env(self.settings, profile_for(flow.request.host), state.label, self.shared)
         request = self.client_request(flow)
         exchange = state.exchange = state.route.endpoint.open(request, env)

@@ -243,13 +243,17 @@ def test_raw_deflate(rig):
 # -- case 7: untargeted streams ----------------------------------------------------
 
 
-def test_untargeted_event_stream_is_streamed(rig, upstream_factory):
-    """Another provider's stream through the same proxy arrives as it is sent, byte for byte."""
-    _, mitm = rig
-    other = upstream_factory()
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_untargeted_event_stream_is_streamed(rig, upstream_factory, mitmdump, tls):
+    """Another provider's stream through the same proxy (HTTPS_PROXY style, TLS intercepted, too)
+    arrives as it is sent, byte for byte, instead of all at once at its end."""
+    up, mitm = rig
+    other = upstream_factory(tls=tls)
+    if tls:
+        mitm = mitmdump.start(normalize_hosts=[up.host_port], ssl_insecure=True)
     gate = Gate()
     other.reply("POST", PATH, [NIM_STREAM_EVENTS[0], gate, *NIM_STREAM_EVENTS[1:]], headers=SSE)
-    with httpx.Client(proxy=mitm.url, timeout=10, trust_env=False) as client:
+    with httpx.Client(proxy=mitm.url, timeout=10, trust_env=False, verify=str(mitm.ca_path) if tls else True) as client:
         with client.stream("POST", other.url + PATH, content=chat(stream=True)) as response:
             pieces = response.iter_raw()
             first = next(pieces)  # arrives while the upstream waits on the gate
