@@ -4,9 +4,12 @@ For a flow to a host in `normalize_hosts`, `requestheaders` picks the endpoint
 from the route table and attaches the flow's state; `request` hands the
 endpoint the client's request (body decoded within the caps) and applies what
 it says: a rewritten request, or a local answer; `responseheaders` wires the
-endpoint's stream transducer into `response.stream`; `response` hands it a
-whole body; `response` and `error` record what was repaired. Every other flow
-passes untouched.
+endpoint's stream transducer into `response.stream` (or the addon's collector
+for a whole reply mitmproxy streams); `response` hands it a whole body;
+`response` and `error` record what was repaired. API keys come off the stored
+request as soon as it has gone upstream, and at shutdown (`done`). `load`
+checks option values given before the addon loaded. Every other flow passes
+untouched, except that an event stream is passed on as it comes.
 """
 
 from __future__ import annotations
