@@ -110,6 +110,7 @@ class Normalize:
             self.keys.redact(flow)  # the request has gone upstream: the stored copy need not keep the key
         close_delimit(flow)
         if state.exchange is None or state.answered:
+            stream_through(response)
             return
         transducer = state.exchange.stream(head(flow))
         if transducer is None:
