@@ -271,7 +271,8 @@ def test_lone_surrogate_in_a_repaired_reply(rig):
     up, mitm = rig
     body = NULL_COMPLETION.replace(b'"role":"assistant","content":null', b'"content":"\\ud83d \xc3\xa9"')
     up.reply("POST", PATH, body, headers=JSON, mode="content-length")
-    r = post(mitm, up.url + PATH, content=chat())
+    with Bystander(up, mitm.url):
+        r = post(mitm, up.url + PATH, content=chat())
     r.raw.decode("utf-8")  # valid UTF-8
     assert json.loads(r.raw)["choices"][0]["message"] == {"role": "assistant", "content": "\ud83d é"}
     assert b"\\ud83d" in r.raw
@@ -292,7 +293,7 @@ def test_not_a_number_passes_through(rig, path, body):
     up, mitm = rig
     method = "POST" if path == PATH else "GET"
     up.reply(method, path, body, headers=JSON, mode="content-length")
-    with httpx.Client(proxy=mitm.url, timeout=10, trust_env=False) as client:
+    with Bystander(up, mitm.url), httpx.Client(proxy=mitm.url, timeout=10, trust_env=False) as client:
         r = client.request(method, up.url + path, content=chat() if method == "POST" else None)
     assert (r.status_code, r.content) == (200, body)
     assert "Traceback" not in mitm.log

@@ -23,6 +23,7 @@ from tests.harness.proxy import ADDON, MITMDUMP, MITMWEB, REPO, MitmdumpLauncher
 from tests.harness.upstream import Gate, RecordedRequest, Reply, ScriptedUpstream
 from tests.recorded import NIM_STREAM_EVENTS, NIM_STREAM_REPAIRED
 
+from .bystander import Bystander, Memory
 from .test_mitmweb_e2e import KEY_HEADERS, REDACTED, SECRET, headers_of, poll, read_flows, start_mitmweb
 
 pytestmark = pytest.mark.e2e
@@ -152,6 +153,21 @@ def test_stream_large_bodies_stream_is_still_rewritten(large):
     up.reply("POST", PATH, NIM_STREAM_EVENTS, headers=SSE, mode="content-length")
     with httpx.Client(proxy=mitm.url, timeout=10, trust_env=False) as client:
         assert client.post(up.url + PATH, json=REQUEST).content == NIM_STREAM_REPAIRED
+
+
+def test_stream_large_bodies_reply_past_the_cap(large):
+    """The collector holds at most normalize_max_body_bytes: a 40 MiB reply passes as it came,
+    another client's stream is served meanwhile, and the proxy's peak RSS rises by far less."""
+    up, mitm = large
+    up.reset()
+    body = b'{"id":"c","object":"chat.completion","choices":[],"pad":"' + b"x" * (40 * 2**20) + b'"}'
+    up.reply("POST", PATH, [body[i : i + 2**20] for i in range(0, len(body), 2**20)], headers=JSON, mode="content-length")
+    with Memory(mitm.proc.pid) as memory, Bystander(up, mitm.url):
+        with httpx.Client(proxy=mitm.url, timeout=30, trust_env=False) as client:
+            r = client.post(up.url + PATH, json={"model": "m", "messages": []})
+    assert r.content == body
+    mitm.wait_for_log(r"the reply grew past normalize_max_body_bytes \(16777216\) and was not read; passing it through unchanged")
+    memory.check(48)
 
 
 def test_stream_large_bodies_error_at_200_keeps_its_status(large):
