@@ -148,6 +148,19 @@ def test_stream_large_bodies_reply_past_the_cap_passes_through(caplog):
         assert "grew past normalize_max_body_bytes (100)" in caplog.text
 
 
+def test_stream_large_bodies_reply_that_breaks_off_says_so(normalize, caplog):
+    a, tctx = normalize
+    tctx.options.stream_large_bodies = "1"
+    flow = chat_flow(stream=False, content_type="application/json")
+    flow.response.stream = True
+    through_headers(a, flow)
+    assert flow.response.stream(NULL_COMPLETION[:50]) == []
+    flow.error = tflow.terr("Server disconnected.")
+    with caplog.at_level(logging.WARNING):
+        a.error(flow)
+    assert "the reply broke off before its end (Server disconnected.); the client got none of its body" in caplog.text
+
+
 def test_stream_large_bodies_stream_is_still_rewritten(normalize):
     a, tctx = normalize
     tctx.options.stream_large_bodies = "1"

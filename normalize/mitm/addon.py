@@ -193,6 +193,8 @@ class Normalize:
         why = flow.error.msg if flow.error else "error"
         if state.rewriter is not None and state.exchange is not None and flow.response is not None:
             record(flow, state, self.settings.keep_bytes, ended=why)
+        elif state.collected is not None:
+            log.warning("%s: the reply broke off before its end (%s); the client got none of its body", state.label, why)
         elif flow.response is None:
             log.warning("%s: ended before any reply (%s)", state.label, why)
 
