@@ -2,7 +2,7 @@
 # `make bench` - addon vs a streaming passthrough, side by side (BENCH_ARGS=--quick for a smoke run).
 # `make load`  - 200 concurrent streams through one mitmdump, then a 1,000,000-event soak with a
 #               flat-memory check; exits non-zero on any failure (LOAD_ARGS=--quick for a smoke run).
-# `make fuzz`  - atheris on the stream core for FUZZ_SECONDS (default 60).
+# `make fuzz`  - atheris on the stream core, then on whole bodies, for FUZZ_SECONDS (default 60) each.
 # `make test` - lint (ruff), format check and type check (mypy) of the package, then the
 #               whole suite, unit and end to end. It first makes sure of Chromium
 #               (/usr/bin/chromium) for the mitmweb browser test: installed with apt-get
@@ -60,10 +60,11 @@ $(VENV)/.fuzz-deps: requirements.txt requirements-fuzz.txt pyproject.toml | $(BI
 	$(BIN)/python -m pip install -q -r requirements-fuzz.txt -e .
 	touch $@
 
-# Coverage-guided fuzzing of the stream core for FUZZ_SECONDS (default 60).
+# Coverage-guided fuzzing of the stream core, then of whole bodies, for FUZZ_SECONDS (default 60) each.
 FUZZ_SECONDS ?= 60
 fuzz: $(VENV)/.fuzz-deps
 	$(BIN)/python -m fuzz.fuzz_stream -max_total_time=$(FUZZ_SECONDS)
+	$(BIN)/python -m fuzz.fuzz_whole -max_total_time=$(FUZZ_SECONDS)
 
 chromium:
 	@if [ -x /usr/bin/chromium ]; then :; \

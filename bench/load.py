@@ -20,15 +20,28 @@ raw-socket client that checks every event as it reads, and the /proc readers.
                       After the warm-up (the first 10% of events) the samples must
                       stay within 20 MiB (max - min).
 
+  attacks             the hardening tests (tests/e2e/test_hardening_e2e.py) at the sizes
+                      the issue measured the harm at (NORMALIZE_ATTACKS=full: 1 GiB gzip
+                      bombs, 50 MiB of `{}`, 8 MiB error events, a million choices in one
+                      event, 80,000 lines of one event): what each client gets, another
+                      client's stream served within a second throughout, the proxy's peak
+                      RSS within each test's bound. Run with pytest, in a child process;
+                      each test's measures come back through NORMALIZE_ATTACK_REPORT.
+
 Prints a Markdown summary on stdout (progress on stderr); exits 1 on any failure.
-`--quick` is the size `make test` runs (tests/e2e/test_load_e2e.py).
+`--quick` is the size `make test` runs (tests/e2e/test_load_e2e.py; the attacks
+run there at their own make-test sizes, so --quick skips them).
 Linux only (/proc).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -54,9 +67,12 @@ class Sizes:
     events: int = 500  # per concurrent stream
     soak_events: int = 1_000_000
     rss_limit_mib: float = RSS_LIMIT_MIB
+    attacks: bool = True  # the hardening tests at full size
 
 
-QUICK = Sizes(streams=40, events=200, soak_events=300_000)
+QUICK = Sizes(streams=40, events=200, soak_events=300_000, attacks=False)
+ATTACK_TESTS = "tests/e2e/test_hardening_e2e.py"
+ATTACK_TIMEOUT_S = 1800
 
 
 # -- concurrent streams ------------------------------------------------------
@@ -224,7 +240,43 @@ def run_soak(proxy: Proxy, upstream_port: int, events: int, limit_mib: float = R
     return res
 
 
-# -- both, and the report ----------------------------------------------------
+# -- the attacks, at full size ------------------------------------------------
+
+
+@dataclass
+class AttackResult:
+    passed: bool = False
+    wall_s: float = 0.0
+    measures: dict[str, dict[str, object]] = field(default_factory=dict)  # test -> what it measured
+    output: str = ""  # pytest's summary lines
+
+
+def run_attacks() -> AttackResult:
+    """The hardening tests with NORMALIZE_ATTACKS=full, in a child pytest; their measures from the report file."""
+    res = AttackResult()
+    with tempfile.TemporaryDirectory(prefix="normalize-attacks-") as tmp:
+        report = Path(tmp) / "report.jsonl"
+        env = {**os.environ, "NORMALIZE_ATTACKS": "full", "NORMALIZE_ATTACK_REPORT": str(report)}
+        started = time.monotonic()
+        try:
+            run = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", ATTACK_TESTS],
+                cwd=REPO, env=env, capture_output=True, text=True, timeout=ATTACK_TIMEOUT_S, check=False,
+            )
+            res.passed = run.returncode == 0
+            lines = (run.stdout + run.stderr).strip().splitlines()
+            res.output = "\n".join(lines[-15:] if not res.passed else lines[-1:])
+        except subprocess.TimeoutExpired:
+            res.output = f"the attack tests did not end within {ATTACK_TIMEOUT_S} s"
+        res.wall_s = time.monotonic() - started
+        if report.exists():
+            for line in report.read_text().splitlines():
+                entry = json.loads(line)
+                res.measures.setdefault(entry.pop("test"), {}).update(entry)
+    return res
+
+
+# -- all three, and the report --------------------------------------------------
 
 
 @dataclass
@@ -232,7 +284,8 @@ class Outcome:
     sizes: Sizes
     load: LoadResult | None = None
     soak: SoakResult | None = None
-    failures: list[str] = field(default_factory=list)  # outside the two parts (a process would not start)
+    attacks: AttackResult | None = None
+    failures: list[str] = field(default_factory=list)  # outside the parts (a process would not start)
     seconds: float = 0.0
 
     @property
@@ -241,6 +294,7 @@ class Outcome:
             not self.failures
             and (self.load is None or self.load.passed)
             and (self.soak is None or self.soak.passed)
+            and (self.attacks is None or self.attacks.passed)
         )
 
 
@@ -270,7 +324,11 @@ def run(sizes: Sizes, addon: Path = ADDON) -> Outcome:
         out.failures.append(str(e))
     finally:
         procs.close()
-        out.seconds = time.monotonic() - started
+    if sizes.attacks:
+        harness.progress(f"attacks: {ATTACK_TESTS} at full size")
+        out.attacks = run_attacks()
+        harness.progress(f"  {'passed' if out.attacks.passed else 'FAILED'} in {out.attacks.wall_s:.1f} s")
+    out.seconds = time.monotonic() - started
     return out
 
 
@@ -321,7 +379,22 @@ def summary(out: Outcome, header: str = "", addon: Path = ADDON) -> str:
                 note = "warm-up"
             lines.append(f"| {n:,} | {t:,.1f} s | {mib(kib)} | {note} |")
         lines.append("")
+    if (a := out.attacks) is not None:
+        lines += [
+            f"**Attacks at full size** ({ATTACK_TESTS}, NORMALIZE_ATTACKS=full): "
+            f"{'passed' if a.passed else 'FAILED'} in {a.wall_s:,.0f} s.",
+            "",
+            "| Test | Another client's longest wait | Proxy peak RSS rise (bound) |",
+            "|---|---:|---:|",
+        ]
+        for test, m in a.measures.items():
+            wait = f"{m['bystander_worst_ms']:,.0f} ms" if "bystander_worst_ms" in m else "–"
+            rss = f"{m['rss_growth_mib']:,.1f} MiB ({m['rss_limit_mib']:,.0f})" if "rss_growth_mib" in m else "–"
+            lines.append(f"| `{test.split('::')[-1]}` | {wait} | {rss} |")
+        lines += ["", "```", a.output, "```", ""]
     failures = out.failures + (out.load.failures if out.load else []) + (out.soak.failures if out.soak else [])
+    if out.attacks is not None and not out.attacks.passed:
+        failures.append("the attack tests failed (pytest's output above)")
     if failures:
         lines.append(f"**Failures ({len(failures)}):**")
         lines += [f"- {f}" for f in failures[:MAX_LISTED_FAILURES]]
@@ -340,6 +413,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, S
     parser.add_argument("--soak-events", type=int, help="events in the soak stream (default 1,000,000; 0 skips it)")
     parser.add_argument("--rss-limit-mib", type=float, help="allowed VmRSS spread after warm-up (default 20)")
     parser.add_argument("--addon", type=Path, default=ADDON, help="the mitmproxy script to load (default addon.py)")
+    parser.add_argument("--attacks", choices=["on", "off", "only"], help="the hardening tests at full size (default on; off with --quick)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
     for name, least in (("streams", 0), ("events", 1), ("soak_events", 0), ("rss_limit_mib", 0)):
@@ -348,6 +422,10 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, S
             if value < least:
                 parser.error(f"--{name.replace('_', '-')} must be at least {least}")
             sizes = replace(sizes, **{name: value})
+    if args.attacks == "only":
+        sizes = replace(sizes, streams=0, soak_events=0, attacks=True)
+    elif args.attacks is not None:
+        sizes = replace(sizes, attacks=args.attacks == "on")
     if sizes.soak_events and sizes.soak_events < SOAK_SAMPLES:
         parser.error(f"--soak-events must be 0 or at least {SOAK_SAMPLES}")
     if sizes.streams > 10_000:

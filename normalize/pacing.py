@@ -3,21 +3,26 @@
 Contract: `parse_rate_limit("40/60s")` gives a `RateLimit` (ValueError says
 what is wrong); `key_of(host, headers)` is the short hash a key is known by
 (never the key itself, which is neither logged nor stored); `Pacer(limit)`
-keeps, per key, the times of the last N requests sent: `delay(key, now)` is
-how long the next one must wait (0: send now), `sent(key, now)` records one,
+keeps, per key, the requests in flight and when the last N were answered:
+`delay(key, now)` is how long the next one must wait (0: send now; infinity:
+until one in flight is answered), `sent(key)` counts one going upstream,
+`arrived(key, now)` one the upstream has answered (or failed),
 `pause(key, until)` holds every request of that key until then (the
 upstream's Retry-After). Time is passed in (monotonic seconds), so all of it
 is arithmetic a test can drive without a clock or an event loop.
 
-The window is kept a little wider than the limit says (`slack`: a tenth of
-it, at most a second): the upstream counts requests when they arrive, which
-is later than when they leave here by a connection set-up or a scheduling
-delay, and a request that left just in time must not arrive just too early.
+The upstream counts a request when it arrives, which is later than when it
+leaves here (a connection set-up, a scheduling delay on a busy machine), and
+no later than when the upstream starts answering it. So a request counts as
+"now" while it is in flight, and from the moment its answer begins once it
+has one: never earlier than the upstream counted it. The window is also kept
+a little wider than the limit says (`slack`: a tenth of it, at most a second).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections import deque
 from collections.abc import Mapping
@@ -90,22 +95,36 @@ class Pacer:
     def __init__(self, limit: RateLimit) -> None:
         self.limit = limit
         self.window = limit.seconds + limit.slack
-        self.sends: dict[str, deque[float]] = {}
+        self.sends: dict[str, deque[float]] = {}  # when the upstream answered, the last N
+        self.in_flight: dict[str, int] = {}
         self.paused: dict[str, float] = {}
 
     def delay(self, key: str, now: float) -> float:
-        """Seconds until a request of `key` may be sent without exceeding the limit."""
+        """Seconds until a request of `key` may be sent without exceeding the limit
+        (infinity: not before one of those in flight is answered)."""
         wait = self.paused.get(key, now) - now
+        room = self.limit.requests - self.in_flight.get(key, 0)
+        if room <= 0:
+            return math.inf
         sends = self.sends.get(key)
-        if sends is not None and len(sends) >= self.limit.requests:
-            wait = max(wait, sends[-self.limit.requests] + self.window - now)
+        if sends is not None and len(sends) >= room:
+            wait = max(wait, sends[-room] + self.window - now)
         return max(wait, 0.0)
 
     def sent(self, key: str, now: float) -> None:
+        if key not in self.in_flight and len(self.in_flight) + len(self.sends) >= MAX_KEYS:
+            self.forget_idle(now)
+        self.in_flight[key] = self.in_flight.get(key, 0) + 1
+
+    def arrived(self, key: str, now: float) -> None:
+        """One request of `key` in flight has its answer (or failed): it counts from `now`."""
+        flying = self.in_flight.get(key, 0)
+        if flying <= 1:
+            self.in_flight.pop(key, None)
+        else:
+            self.in_flight[key] = flying - 1
         sends = self.sends.get(key)
         if sends is None:
-            if len(self.sends) >= MAX_KEYS:
-                self.forget_idle(now)
             sends = self.sends[key] = deque(maxlen=self.limit.requests)
         sends.append(now)
 
@@ -114,7 +133,8 @@ class Pacer:
         self.paused[key] = max(self.paused.get(key, until), until)
 
     def forget_idle(self, now: float) -> None:
-        for key in [k for k, sends in self.sends.items() if not sends or sends[-1] + self.window <= now]:
+        idle = [k for k, sends in self.sends.items() if k not in self.in_flight and (not sends or sends[-1] + self.window <= now)]
+        for key in idle:
             del self.sends[key]
         for key in [k for k, until in self.paused.items() if until <= now]:
             del self.paused[key]

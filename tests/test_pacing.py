@@ -43,10 +43,25 @@ def test_window():
     for t in (0.0, 1.0, 2.0):
         assert pacer.delay("k", t) == 0
         pacer.sent("k", t)
+        pacer.arrived("k", t)
     assert pacer.delay("k", 2.0) == pytest.approx(window - 2.0)  # the fourth waits for the first to leave
     assert pacer.delay("other", 2.0) == 0  # keys are counted apart
     pacer.sent("k", window)
+    pacer.arrived("k", window)
     assert pacer.delay("k", window) == pytest.approx(1.0)  # now the second must leave
+
+
+def test_in_flight_counts_as_now():
+    # A request the upstream has not answered may arrive there any time: it counts as now,
+    # and from when its answer began once it has one.
+    pacer = Pacer(RateLimit(2, 10.0))
+    pacer.sent("k", 0.0)
+    pacer.sent("k", 0.0)
+    assert pacer.delay("k", 3.0) == float("inf")  # both in flight: until one is answered
+    pacer.arrived("k", 5.0)
+    assert pacer.delay("k", 5.0) == pytest.approx(pacer.window)  # one counts from 5, one is still "now"
+    pacer.arrived("k", 6.0)
+    assert pacer.delay("k", 6.0) == pytest.approx(pacer.window - 1.0)
 
 
 def test_pause():
@@ -58,19 +73,46 @@ def test_pause():
     assert pacer.delay("k", 31.0) == 0
 
 
-@given(st.lists(st.floats(0, 5), max_size=60), st.integers(1, 5), st.floats(0.5, 3))
-def test_never_more_than_the_limit_in_a_window(gaps, requests, seconds):
-    """Sending whenever `delay` says 0 (else at the time it says): no window holds more than the limit."""
-    limit = RateLimit(requests, seconds)
-    pacer, now, sent = Pacer(limit), 0.0, []
-    for gap in gaps:
-        now += gap
-        now += pacer.delay("k", now)
-        assert pacer.delay("k", now) == 0
-        pacer.sent("k", now)
-        sent.append(now)
-    for i, t in enumerate(sent):
-        assert sum(1 for u in sent[i:] if u < t + seconds) <= requests
+@given(
+    st.lists(st.tuples(st.floats(0, 5), st.floats(0, 2), st.floats(0, 3)), max_size=60),
+    st.integers(1, 5),
+    st.floats(0.5, 3),
+)
+def test_never_more_than_the_limit_in_a_window(requests_made, requests, seconds):
+    """Requests come (a gap after the last), leave when `delay` lets them, reach the upstream
+    some time later (up to 2 s: a busy machine) and are answered after that (up to 3 s). The
+    upstream counts arrivals: no window of its holds more than the limit."""
+    import heapq
+
+    pacer = Pacer(RateLimit(requests, seconds))
+    events: list[tuple[float, int, str, int]] = []  # (time, order, what, request)
+    t = 0.0
+    for i, (gap, _, _) in enumerate(requests_made):
+        t += gap
+        heapq.heappush(events, (t, i, "comes", i))
+    waiting: list[int] = []
+    arrivals: list[float] = []
+    order = len(requests_made)
+    while events:
+        now, _, what, i = heapq.heappop(events)
+        if what == "comes":
+            waiting.append(i)
+        elif what == "answered":
+            pacer.arrived("k", now)
+        while waiting and (wait := pacer.delay("k", now)) <= 0:
+            j = waiting.pop(0)
+            pacer.sent("k", now)
+            _, transit, work = requests_made[j]
+            arrivals.append(now + transit)
+            order += 1
+            heapq.heappush(events, (now + transit + work, order, "answered", j))
+        if waiting and wait != float("inf"):
+            order += 1
+            heapq.heappush(events, (now + wait, order, "tick", -1))
+    assert len(arrivals) == len(requests_made)
+    arrivals.sort()
+    for i, a in enumerate(arrivals):
+        assert sum(1 for b in arrivals[i:] if b < a + seconds) <= requests
 
 
 def test_retry_after():
@@ -95,6 +137,7 @@ def test_rate_limit_held():
         async def one(i):
             held = await pace.hold("k")
             order.append(i)
+            pace.arrived("k")  # the upstream answers at once
             return held
 
         ticks = 0
@@ -111,7 +154,7 @@ def test_rate_limit_held():
         assert held[0] < 0.05 and held[1] < 0.05 and held[2] >= 0.2
         assert time.monotonic() - start >= 0.2
         assert ticks >= 5  # the loop was free while the third waited
-        assert pace.locks == {}  # nothing kept for a key no request waits on
+        assert pace.queues == {}  # nothing kept for a key no request waits on
 
     asyncio.run(main())
 
@@ -125,7 +168,7 @@ def test_rate_limit_exceeded_wait(monkeypatch):
         pace.configure(RateLimit(1, 60.0))
         assert await pace.hold("k") is not None
         assert await pace.hold("k") is None
-        assert pace.locks == {}
+        assert pace.queues == {}
 
     asyncio.run(main())
 
@@ -148,7 +191,7 @@ def test_client_gone_takes_no_turn():
         pace.configure(RateLimit(1, 60.0))
         assert await pace.hold("k") is not None
         assert await pace.hold("k", lambda: True) is not None  # let go at once, no turn taken
-        assert len(pace.pacer.sends["k"]) == 1
+        assert pace.pacer.in_flight["k"] == 1
 
     asyncio.run(main())
 

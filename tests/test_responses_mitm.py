@@ -64,7 +64,7 @@ def test_pass_option_leaves_the_request_alone():
         flow = bridged_flow()
         through_headers(a, flow)
         assert flow.request.path == "/v1/responses" and json.loads(flow.request.content) == BODY
-        assert flow.response.stream is False
+        assert flow.response.stream is True  # the upstream's own Responses stream, passed on as it comes
 
 
 def test_bad_responses_option_is_refused():

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ..repairs import Repair
-from ..wire.body import parse_json_body
-from ..wire.jsonio import MAX_CONTAINERS, dump_pretty
+from ..wire.body import strip_body
+from ..wire.jsonio import MAX_CONTAINERS, NotJSON, dump_pretty, loads
 from .errors import error_reply
 from .learned import Learned
 from .responses.store import ResponseStore
@@ -49,9 +49,17 @@ class Request:
 
     def json(self) -> Any | None:
         """The body's JSON value, or None when there is none or it is not JSON."""
+        return self.read_json()[0]
+
+    def read_json(self) -> tuple[Any | None, str]:
+        """The body's JSON value and "", or None and why it could not be read
+        ("" when there is no body, or `problem` already says why)."""
         if not self.body:
-            return None
-        return parse_json_body(self.body, max_containers=MAX_CONTAINERS)
+            return None, ""
+        try:
+            return loads(strip_body(self.body), max_containers=MAX_CONTAINERS), ""
+        except NotJSON as e:
+            return None, f"not JSON within the limits: {e}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,8 @@ addon.py      the hooks: guard, route, delegate
 options.py    the `normalize_*` options, parsed into the core's Settings
 state.py      per-flow state, on the flow itself
 streaming.py  the response.stream callable: decoding, the endpoint's transducer, capped copies
-record.py     what is left on a flow (comment, metadata, kept bodies) and redaction
+whole.py      whole replies read within the caps, collected by the addon when mitmproxy streams them
+record.py     what is left on a flow (comment, metadata, kept bodies), redaction, the flows holding keys
 views.py      mitmweb's content views
 """
 

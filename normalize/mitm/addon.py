@@ -4,12 +4,17 @@ For a flow to a host in `normalize_hosts`, `requestheaders` picks the endpoint
 from the route table and attaches the flow's state; `request` hands the
 endpoint the client's request (body decoded within the caps) and applies what
 it says: a rewritten request, or a local answer; `responseheaders` wires the
-endpoint's stream transducer into `response.stream`; `response` hands it a
-whole body; `response` and `error` record what was repaired. Every other flow
-passes untouched. With `normalize_rate_limit`, `request` holds a request until
-its key may send (pace.py); `response` sends a rejected request that was not
-streamed once more, repaired, when its exchange offers a `retry` (retry.py).
-Those two hooks return a coroutine only when they have something to wait for
+endpoint's stream transducer into `response.stream` (or the addon's collector
+for a whole reply mitmproxy streams); `response` hands it a whole body;
+`response` and `error` record what was repaired. API keys come off the stored
+request as soon as it has gone upstream, and at shutdown (`done`). `load`
+checks option values given before the addon loaded. Every other flow passes
+untouched, except that an event stream is passed on as it comes.
+
+With `normalize_rate_limit`, `request` holds a request until its key may send
+(pace.py); `response` sends a rejected request that was not streamed once
+more, repaired, when its exchange offers a `retry` (retry.py). Those two
+hooks return a coroutine only when they have something to wait for
 (mitmproxy awaits what a hook returns), so nothing else waits on the loop.
 """
 
@@ -22,19 +27,22 @@ from typing import Any
 from mitmproxy import ctx, http
 
 from ..endpoints import OTHER, route
-from ..endpoints.base import Env, Exchange, Forward, Head, Reply, Request, Shared, Unchanged
+from ..endpoints.base import Env, Exchange, Forward, Reply, Request, Shared, Unchanged
 from ..pacing import key_of
 from ..repairs import Repair
 from ..settings import Settings
-from ..wire.body import ENCODINGS, DecodeError, Decoder, decode_whole, encoding_of
+from ..wire.body import ENCODINGS, DecodeError, Decoder, encoding_of
 from . import options, retry
 from .pace import Pace, wait_too_long
-from .record import label, record, redact, secrets
+from .record import Unredacted, label, record, redact, secrets
 from .state import FlowState, Keys, attach, state_of
-from .streaming import StreamRewriter, set_stream_headers
+from .streaming import StreamRewriter, close_delimit, open_length, set_stream_headers
+from .whole import Collected, head, read_body, rewrite
 
 log = logging.getLogger("normalize")
 
+# Replies that are streams by nature: passed on as they come, never held whole.
+STREAMED_TYPES = ("text/event-stream", "application/x-ndjson")
 # A retried request that is not answered within this long gets the first rejection.
 RETRY_TIMEOUT = 600.0
 
@@ -44,9 +52,11 @@ class Normalize:
         self.settings = Settings()
         self.shared = Shared()
         self.pace = Pace()
+        self.unredacted = Unredacted()
 
     def load(self, loader: Any) -> None:
         options.declare(loader)
+        options.check_deferred(ctx.options, starting=starting())
 
     def configure(self, updated: set[str]) -> None:
         if any(name in updated for name in options.FIELDS):
@@ -59,6 +69,8 @@ class Normalize:
         if not flow.live or retry.is_retry(flow) or not self.settings.targets(flow.request.host, flow.request.port):
             return
         state = attach(flow, FlowState(route(flow.request.method, flow.request.path_components), label(flow)))
+        if self.settings.redact_keys:
+            self.unredacted.hold(flow)
         if state.route is not OTHER:
             # Compressed bodies would reach the stream rewrite compressed.
             flow.request.headers["accept-encoding"] = "identity"
@@ -69,6 +81,8 @@ class Normalize:
         state = state_of(flow)
         if state is None or flow.response is not None or not flow.live:
             return None
+        if flow.request.stream and self.settings.redact_keys:
+            self.unredacted.redact(flow)  # streamed (stream_large_bodies): its headers went upstream first
         host, port = flow.request.host, flow.request.port
         env = Env(self.settings, self.settings.profile_for(host, port), state.label, self.shared, f"{host}:{port}")
         request = self.client_request(flow)
@@ -76,6 +90,8 @@ class Normalize:
         if exchange.answer is not None:
             state.answered = True
             answer(flow, exchange.answer)
+            if self.settings.redact_keys:
+                self.unredacted.redact(flow)  # nothing goes upstream
             return None
         if exchange.forward is not None:
             if exchange.forward.body is not None and request.body is not None and self.settings.keep_bytes:
@@ -88,12 +104,19 @@ class Normalize:
 
     async def hold(self, flow: http.HTTPFlow, state: FlowState, exchange: Exchange) -> bool:
         """Waits until normalize_rate_limit lets this request go; answers 429 if that is too long."""
-        held = await self.pace.hold(state.pace_key, lambda: flow.client_conn.timestamp_end is not None)
+
+        def gone() -> bool:
+            return flow.client_conn.timestamp_end is not None
+
+        held = await self.pace.hold(state.pace_key, gone)
         if held is None:
             state.answered = True
             exchange.repairs[Repair.rate_limit_exceeded_wait] += 1
             answer(flow, wait_too_long(self.settings.rate_limit))
+            if self.settings.redact_keys:
+                self.unredacted.redact(flow)
             return False
+        state.paced = not gone()  # a request whose client has gone takes no turn
         if held >= 0.001:
             exchange.repairs[Repair.rate_limit_held] += round(held * 1000)
         return True
@@ -104,6 +127,8 @@ class Normalize:
         body: bytes | None = None
         problem = ""
         try:
+            if request.stream:  # mitmproxy streamed it upstream already (stream_large_bodies)
+                raise DecodeError("mitmproxy streamed it upstream before the addon could read it (stream_large_bodies)")
             body = read_body(request, self.settings.max_body_bytes)
         except DecodeError as e:
             problem = str(e)
@@ -116,19 +141,26 @@ class Normalize:
         response = flow.response
         if retry.is_retry(flow) and self.settings.redact_keys:
             redact(flow)  # the addon's own retry: sent, so its stored copy need not keep the key either
-        if state is None or response is None or not flow.live:
+        if response is None or not flow.live:
             return
+        if state is None:
+            stream_through(response)  # untargeted: event streams pass as they come
+            return
+        self.answered_upstream(flow, state)
         if self.settings.redact_keys:
             if response.status_code >= 400 and retry.available():
                 state.keys = secrets(flow)  # a retry must send them as the client did
-            redact(flow)  # the request has gone upstream: the stored copy need not keep the key
+            self.unredacted.redact(flow)  # the request has gone upstream: the stored copy need not keep the key
         if response.status_code == 429 and state.pace_key and "retry-after" in response.headers:
             seconds = self.pace.retry_after(state.pace_key, response.headers["retry-after"])
             log.info("%s: upstream 429: key %s paused for %s s", state.label, state.pace_key, seconds)
+        close_delimit(flow)
         if state.exchange is None or state.answered:
+            stream_through(response)
             return
         transducer = state.exchange.stream(head(flow))
         if transducer is None:
+            self.whole_reply_headers(flow, state)
             return
         decoder = None
         encoding = encoding_of(response.headers.get("content-encoding", ""))
@@ -147,6 +179,30 @@ class Normalize:
         state.rewriter = StreamRewriter(transducer, decoder, self.settings.keep_bytes, state.label)
         response.stream = state.rewriter.rewrite  # a bound method: cheaper to call than __call__
 
+    def answered_upstream(self, flow: http.HTTPFlow, state: FlowState) -> None:
+        """The upstream has the request (it answered, or the exchange failed): its rate-limit
+        slot is dated now, the latest it can have counted the request."""
+        if state.paced:
+            state.paced = False
+            self.pace.arrived(state.pace_key)
+
+    def whole_reply_headers(self, flow: http.HTTPFlow, state: FlowState) -> None:
+        """A reply the exchange reads whole. mitmproxy streams it on its own when it is larger than
+        `stream_large_bodies` (it decided before this hook; for a body of unknown length it would
+        decide later, with no hook): the addon then collects it itself, within its cap."""
+        response = flow.response
+        assert response is not None and state.exchange is not None
+        if not head(flow).has_body:
+            return
+        if response.status_code < 400 and stream_type(response):
+            stream_through(response)  # an event stream the exchange leaves alone
+            return
+        unknown_length = "content-length" not in response.headers
+        if response.stream or (getattr(ctx.options, "stream_large_bodies", None) and unknown_length):
+            state.collected = Collected(flow, state.exchange, self.settings.max_body_bytes, state.label)
+            open_length(flow)
+            response.stream = state.collected.collect
+
     def response(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
         state = state_of(flow)
         response = flow.response
@@ -154,21 +210,29 @@ class Normalize:
             return None
         keys, state.keys = state.keys, ()  # for a retry, never kept past this hook
         if self.settings.redact_keys:
-            redact(flow)
+            self.unredacted.redact(flow)
         exchange = state.exchange
         if exchange is None:
             return None
+        keep = self.settings.keep_bytes
         if state.rewriter is not None or state.answered:
-            record(flow, state, self.settings.keep_bytes)
+            record(flow, state, keep)
+            return None
+        if state.collected is not None:
+            if state.collected.result is not None or exchange.repairs:
+                record(flow, state, keep)
             return None
         if response.stream:
-            return None  # passed through (an encoding we do not decode)
-        try:
-            body = read_body(response, self.settings.max_body_bytes)
-        except DecodeError as e:
-            log.warning("%s %s: the reply body was not read (%s); passing it through unchanged", state.label, response.status_code, e)
+            if response.stream is True and not head(flow).event_stream:
+                log.warning(
+                    "%s %s: mitmproxy streamed the reply itself (stream_large_bodies); passed through unchanged",
+                    state.label,
+                    response.status_code,
+                )
             return None
-        result = exchange.whole(head(flow), body)
+        body, result = rewrite(flow, exchange, response.raw_content or b"", self.settings.max_body_bytes, state.label)
+        if body is None:
+            return None
         if exchange.retry is not None and retry.available():
             return self.retry(flow, state, exchange, body, result, keys)
         self.answered(flow, state, body, result)
@@ -198,6 +262,8 @@ class Normalize:
             return None  # waiting for the rate limit that long: the client gets the rejection
         log.info("%s %s: rejected; sending it once more, repaired", state.label, head(flow).status)
         response = await retry.resend(flow, change, RETRY_TIMEOUT, state.label, keys, redact_keys=self.settings.redact_keys)
+        if self.pace.on:
+            self.pace.arrived(state.pace_key)
         if response is None:
             return None
         try:
@@ -210,35 +276,46 @@ class Normalize:
         return body
 
     def error(self, flow: http.HTTPFlow) -> None:
-        # A client or upstream went away (mid-stream, too): no response hook will come.
+        # A client or upstream went away (mid-stream, too), or the upstream could not be
+        # reached: no response hook will come.
         if retry.is_retry(flow) and self.settings.redact_keys:
             redact(flow)
         state = state_of(flow)
         if state is None:
             return
+        self.answered_upstream(flow, state)
         if self.settings.redact_keys:
-            redact(flow)
-        if state.rewriter is not None:
-            transducer = state.rewriter.transducer
-            log.info(
-                "%s: stream ended early after %d events (%s)", state.label, transducer.events, flow.error.msg if flow.error else "error"
-            )
+            self.unredacted.redact(flow)
+        why = flow.error.msg if flow.error else "error"
+        if state.rewriter is not None and state.exchange is not None and flow.response is not None:
+            record(flow, state, self.settings.keep_bytes, ended=why)
+        elif state.collected is not None:
+            log.warning("%s: the reply broke off before its end (%s); the client got none of its body", state.label, why)
+        elif flow.response is None:
+            log.warning("%s: ended before any reply (%s)", state.label, why)
+
+    def done(self) -> None:
+        # mitmproxy's save addon (-w) writes the flows still in flight after this hook.
+        if self.settings.redact_keys:
+            self.unredacted.redact_all()
 
 
-def head(flow: http.HTTPFlow) -> Head:
-    assert flow.response is not None
-    return Head(flow.response.status_code, flow.response.headers.get("content-type", ""), flow.request.method)
+def starting() -> bool:
+    """mitmproxy is still starting up (it has not run its running hook yet)."""
+    loader = ctx.master.addons.get("scriptloader")
+    return not getattr(loader, "is_running", False)
 
 
-def read_body(message: http.Message, cap: int) -> bytes:
-    """A message's body decoded from its content-encoding, within `cap` bytes; DecodeError else."""
-    raw = message.raw_content or b""
-    if len(raw) > cap:
-        raise DecodeError(f"{len(raw)} bytes, over normalize_max_body_bytes ({cap})")
-    encoding = encoding_of(message.headers.get("content-encoding", ""))
-    if encoding and encoding not in ENCODINGS:
-        raise DecodeError(f"content-encoding {encoding!r} is not decoded here")
-    return decode_whole(raw, encoding, cap)
+def stream_through(response: http.Response) -> None:
+    """An event stream the addon leaves alone passes as it comes: without this, mitmproxy
+    would hold all of it and send it at the end."""
+    if not response.stream and stream_type(response):
+        response.stream = True
+
+
+def stream_type(response: http.Response) -> bool:
+    content_type = response.headers.get("content-type", "").lower()
+    return any(kind in content_type for kind in STREAMED_TYPES)
 
 
 def forward(flow: http.HTTPFlow, change: Forward) -> None:

@@ -3,14 +3,19 @@
 Contract: `OPTIONS` is the table of options, each with its type, default,
 help text and parser; `declare(loader)` adds them in the `load` hook and
 `settings(options)` builds the frozen `Settings` the core reads, raising
-`OptionsError("Cannot parse <name> option: ...")` for a value it cannot take.
+`OptionsError("Cannot parse <name> option: ...; expected <form>")` for a value
+it cannot take (mitmweb refuses such an edit). `check_deferred` checks the
+values given before the addon loaded (`--set`, config.yaml) and stops
+mitmproxy at start-up on a bad one.
 The README's options table lists the same options (a test checks it).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable, Sequence
+import logging
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -24,6 +29,8 @@ from ..settings import DEFAULT_HOSTS, MiB, Settings
 
 ListOfStrings = Sequence[str]
 
+log = logging.getLogger("normalize")
+
 
 @dataclass(frozen=True, slots=True)
 class Option:
@@ -32,6 +39,11 @@ class Option:
     default: Any
     help: str
     parse: Callable[[Any], Any] = lambda value: value  # raises ValueError with what is wrong
+    form: str = ""  # what a good value looks like, for error messages (from the type when empty)
+
+    @property
+    def expected(self) -> str:
+        return self.form or {bool: "true or false", int: "an integer"}.get(self.type, "text")
 
 
 def parse_hosts(entries: Iterable[str]) -> frozenset[tuple[str, int | None]]:
@@ -121,6 +133,7 @@ OPTIONS: tuple[Option, ...] = (
         list(DEFAULT_HOSTS),
         "Hosts whose OpenAI-compatible traffic is rewritten, as host or host:port; all other traffic passes untouched.",
         parse_hosts,
+        "host or host:port ([::1]:8000 for IPv6), several comma-separated",
     ),
     Option(
         "normalize_model_map",
@@ -129,6 +142,7 @@ OPTIONS: tuple[Option, ...] = (
         "Model aliases as alias=upstream-model: requests for the alias go to the upstream model, "
         "replies report the alias, and /v1/models lists it.",
         parse_model_map,
+        "alias=upstream-model",
     ),
     Option(
         "normalize_models",
@@ -160,6 +174,7 @@ OPTIONS: tuple[Option, ...] = (
         "Bytes of each rewritten stream and of the upstream's original kept on the flow for "
         "mitmweb and saved flows (each capped separately; 0 keeps nothing).",
         at_least_zero,
+        "an integer, 0 or more (bytes)",
     ),
     Option(
         "normalize_max_event_bytes",
@@ -167,14 +182,16 @@ OPTIONS: tuple[Option, ...] = (
         8 * MiB,
         "An upstream event larger than this is not parsed: the rest of that stream passes through unchanged.",
         at_least_one,
+        "an integer, 1 or more (bytes)",
     ),
     Option(
         "normalize_max_body_bytes",
         int,
         16 * MiB,
-        "A request or whole reply body larger than this (once decoded) is not parsed: it passes "
-        "through unchanged, or is answered with an error where it cannot pass.",
+        "A request or whole reply body larger than this (once decoded), or one that does not decode, "
+        "is not parsed: it passes through unchanged, with a log line.",
         at_least_one,
+        "an integer, 1 or more (bytes)",
     ),
     Option(
         "normalize_redact_keys",
@@ -276,5 +293,86 @@ def settings(options: Any) -> Settings:
         try:
             values[FIELDS[option.name]] = option.parse(getattr(options, option.name))
         except ValueError as e:
-            raise exceptions.OptionsError(f"Cannot parse {option.name} option: {e}") from e
+            raise exceptions.OptionsError(problem(option, e)) from e
     return Settings(**values)
+
+
+def problem(option: Option, error: Exception) -> str:
+    return f"Cannot parse {option.name} option: {error}; expected {option.expected}"
+
+
+# -- values given before the addon loaded --------------------------------------
+#
+# mitmproxy loads a script after it has read `--set` and config.yaml, so values
+# for the script's options wait in `options.deferred` until the script declares
+# them. Converting them then happens inside the script's registration: a value
+# mitmproxy cannot convert (an int option given "abc") makes the script fail to
+# load without a word, and the proxy would run without the addon. So the addon
+# checks those values itself, in its load hook, before mitmproxy converts them.
+
+
+def deferred_problems(deferred: Mapping[str, Any]) -> dict[str, str]:
+    """What is wrong with the values waiting for the addon's options, by option name."""
+    out = {}
+    for option in OPTIONS:
+        if option.name not in deferred:
+            continue
+        try:
+            option.parse(convert(option, deferred[option.name]))
+        except ValueError as e:
+            out[option.name] = problem(option, e)
+    return out
+
+
+def convert(option: Option, value: Any) -> Any:
+    """A waiting value as mitmproxy will convert it: from `--set` strings (as its
+    OptManager does), or already typed (config.yaml). ValueError says what is wrong."""
+    strings = getattr(value, "val", None)  # mitmproxy's unconverted --set strings
+    if isinstance(strings, list):
+        if option.type is ListOfStrings:
+            return list(strings)
+        if len(strings) > 1:
+            raise ValueError(f"given {len(strings)} times ({', '.join(map(repr, strings))})")
+        text = strings[0] if strings else None
+        if option.type is bool:
+            if text is None or text == "true":
+                return True
+            if text == "false":
+                return False
+            if text == "toggle":
+                return not option.default
+            raise ValueError(f"{text!r} is not true or false")
+        if option.type is int:
+            try:
+                return int(text or "")
+            except ValueError:
+                raise ValueError(f"{text!r} is not an integer") from None
+        return text
+    if option.type is bool and not isinstance(value, bool):
+        raise ValueError(f"{value!r} is not true or false")
+    if option.type is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError(f"{value!r} is not an integer")
+    if option.type is ListOfStrings and not (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)):
+        raise ValueError(f"{value!r} is not a list of strings")
+    return value
+
+
+def check_deferred(options: Any, starting: bool) -> None:
+    """At start-up, a bad waiting value stops mitmproxy at once, naming the option and the
+    form it takes (the proxy must never run without the addon the user asked for). Later
+    (the script added or reloaded in a running mitmproxy), bad values are dropped with an
+    error in the log, and the options keep their defaults."""
+    deferred = getattr(options, "deferred", None)
+    if not isinstance(deferred, dict):
+        return
+    problems = deferred_problems(deferred)
+    if not problems:
+        return
+    if starting:
+        for message in problems.values():
+            print(f"openai-normalize: {message}", file=sys.stderr, flush=True)
+        print("openai-normalize: not starting the proxy without the addon; fix the option above.", file=sys.stderr, flush=True)
+        sys.exit(2)
+    for name, message in problems.items():
+        log.error("%s; the option keeps its default", message)
+        del deferred[name]

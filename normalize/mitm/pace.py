@@ -3,10 +3,12 @@
 Contract: `Pace.configure(limit)` starts (or stops, with None) pacing;
 `await pace.hold(key, gone)` returns once a request of `key` may go upstream
 (or its client has gone), and how long it waited, or None when that would take longer than `MAX_WAIT` (the
-caller answers 429 instead); `pace.retry_after(key, value)` pauses the key
-for what an upstream's 429 asked. Requests of one key go in the order they
-came (an asyncio.Lock per key, released in FIFO order); only the first of
-them sleeps, on `asyncio.sleep`, so nothing blocks the loop and the process
+caller answers 429 instead); `pace.arrived(key)` says the upstream answered
+(or failed) one request of `key` that `hold` let go; `pace.retry_after(key,
+value)` pauses the key for what an upstream's 429 asked. Requests of one key
+go in the order they came (an asyncio.Lock per key, released in FIFO order);
+only the first of them waits, on `asyncio.sleep` or, while every slot is in
+flight, on the key's next arrival, so nothing blocks the loop and the process
 sits idle while requests wait. The arithmetic is `normalize.pacing`.
 """
 
@@ -22,10 +24,19 @@ from ..endpoints.errors import openai_error
 from ..pacing import MAX_WAIT, Pacer, RateLimit, retry_after
 
 
+class Queue:
+    """The requests of one key waiting or going: their order, and news of an arrival."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0  # requests holding or waiting for the lock
+        self.arrival = asyncio.Event()
+
+
 class Pace:
     def __init__(self) -> None:
         self.pacer: Pacer | None = None
-        self.locks: dict[str, tuple[asyncio.Lock, int]] = {}  # key -> (lock, requests using it)
+        self.queues: dict[str, Queue] = {}
 
     def configure(self, limit: RateLimit | None) -> None:
         if limit is None:
@@ -44,24 +55,35 @@ class Pace:
         if pacer is None:
             return 0.0
         start = time.monotonic()
-        lock, users = self.locks.get(key) or (asyncio.Lock(), 0)
-        self.locks[key] = (lock, users + 1)
+        queue = self.queues.get(key)
+        if queue is None:
+            queue = self.queues[key] = Queue()
+        queue.users += 1
         try:
             async with asyncio.timeout(MAX_WAIT):
-                async with lock:
+                async with queue.lock:
                     while not gone() and (wait := pacer.delay(key, time.monotonic())) > 0:
-                        await asyncio.sleep(wait)
+                        if math.isinf(wait):
+                            queue.arrival.clear()
+                            await queue.arrival.wait()  # every slot is in flight: until one is answered
+                        else:
+                            await asyncio.sleep(wait)
                     if not gone():
                         pacer.sent(key, time.monotonic())
         except TimeoutError:
             return None
         finally:
-            lock, users = self.locks[key]
-            if users > 1:
-                self.locks[key] = (lock, users - 1)
-            else:
-                del self.locks[key]
+            queue.users -= 1
+            if not queue.users:
+                del self.queues[key]
         return time.monotonic() - start
+
+    def arrived(self, key: str) -> None:
+        if self.pacer is not None:
+            self.pacer.arrived(key, time.monotonic())
+        queue = self.queues.get(key)
+        if queue is not None:
+            queue.arrival.set()
 
     def retry_after(self, key: str, value: str) -> float | None:
         """Pauses `key` for what a Retry-After header says; the seconds, or None if unreadable."""

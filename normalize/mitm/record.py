@@ -5,14 +5,17 @@ comment (the summary line), `flow.metadata["normalize"]` (a counter per
 repair, the event count, time to first byte, and capped copies of the
 upstream's original body and of the client's request as it was sent before
 the addon rewrote it), the rewritten stream as the response body (capped;
-mitmproxy keeps none for a streamed body), and one log line. `redact(flow)`
-replaces API keys in the stored request headers. Neither ever writes a
-request header or body to the log.
+mitmproxy keeps none for a streamed body), and one log line; a stream the
+client or the upstream abandoned is recorded the same way, saying so.
+`redact(flow)` replaces API keys in the stored request headers, and `Keys`
+knows which flows still hold them. Neither ever writes a request header or
+body to the log.
 """
 
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from mitmproxy import http
@@ -35,10 +38,11 @@ def label(flow: http.HTTPFlow) -> str:
     return f"{flow.request.method} {flow.request.pretty_host}{flow.request.path.partition('?')[0]}"
 
 
-def record(flow: http.HTTPFlow, state: FlowState, keep_bytes: int, original: bytes | None = None) -> None:
-    """`original` is the upstream's whole body before the exchange rewrote it."""
+def record(flow: http.HTTPFlow, state: FlowState, keep_bytes: int, original: bytes | None = None, ended: str | None = None) -> None:
+    """`original` is the upstream's whole body before the exchange rewrote it; `ended` says why
+    a stream stopped before its end (the client or the upstream went away)."""
     assert flow.response is not None and state.exchange is not None
-    exchange, rewriter = state.exchange, state.rewriter
+    exchange, rewriter, collected = state.exchange, state.rewriter, state.collected
     transducer = rewriter.transducer if rewriter else None
     repairs = exchange.repairs + transducer.repairs if transducer else exchange.repairs
     events = transducer.events if transducer else None
@@ -63,7 +67,10 @@ def record(flow: http.HTTPFlow, state: FlowState, keep_bytes: int, original: byt
             )
         # mitmproxy keeps no streamed body; the rewritten one (capped) is what mitmweb shows.
         flow.response.raw_content = rewriter.rewritten.take()
-    elif original is not None and keep_bytes and original != flow.response.raw_content:
+    elif collected is not None:
+        flow.response.raw_content = collected.sent[:keep_bytes]  # what was sent (capped), as for streams
+        original = collected.original
+    if rewriter is None and original is not None and keep_bytes and original != flow.response.raw_content:
         kept = CappedBuffer(keep_bytes)
         kept.append(original)
         info.update(original=kept.value, original_dropped=kept.dropped)
@@ -74,6 +81,10 @@ def record(flow: http.HTTPFlow, state: FlowState, keep_bytes: int, original: byt
     if rewriter is not None and rewriter.failure is not None:
         info["failure"] = rewriter.failure
         raw = f" (ended with an error: the rest of the upstream's body could not be read: {rewriter.failure})"
+    if ended is not None:
+        info["ended_early"] = ended
+        flow.comment = f"{summary} (ended early: {ended})"
+        raw += f"; stream ended early after {events} events ({ended})" if events is not None else f"; ended early ({ended})"
     log.info("%s %s: %s%s%s", state.label, flow.response.status_code, summary, raw, ttfb)
 
 
@@ -82,6 +93,33 @@ def secrets(flow: http.HTTPFlow) -> tuple[tuple[str, list[str]], ...]:
     flow's state, in memory, until the reply is handled: never logged or saved)."""
     headers = flow.request.headers
     return tuple((name, values) for name in SECRET_HEADERS if (values := headers.get_all(name)))
+
+
+class Unredacted:
+    """The flows whose stored request still holds an API key.
+
+    mitmproxy sends a request's headers from the flow itself, after the last hook
+    that sees the request, so the key stays on the flow until the request has
+    gone upstream. `hold(flow)` notes a flow; `redact(flow)` takes the keys off
+    it (at the response headers, an error, or a local answer); `redact_all()`
+    takes them off every flow still waiting, for the addon's done hook, which
+    mitmproxy runs before its save addon writes the flows in flight (`-w`).
+    Weak references: a flow mitmproxy forgets is forgotten here too."""
+
+    def __init__(self) -> None:
+        self.waiting: weakref.WeakSet[http.HTTPFlow] = weakref.WeakSet()
+
+    def hold(self, flow: http.HTTPFlow) -> None:
+        self.waiting.add(flow)
+
+    def redact(self, flow: http.HTTPFlow) -> None:
+        self.waiting.discard(flow)
+        redact(flow)
+
+    def redact_all(self) -> None:
+        for flow in list(self.waiting):
+            redact(flow)
+        self.waiting.clear()
 
 
 def redact(flow: http.HTTPFlow) -> None:

@@ -15,6 +15,7 @@ from mitmproxy import http
 from ..endpoints import Route
 from ..endpoints.base import Exchange
 from .streaming import StreamRewriter
+from .whole import Collected
 
 _ATTRIBUTE = "_normalize_state"
 Keys = tuple[tuple[str, list[str]], ...]  # API key headers: (name, values)
@@ -26,9 +27,11 @@ class FlowState:
     label: str
     exchange: Exchange | None = None  # set at the request, when the body is there
     rewriter: StreamRewriter | None = None  # set at the response headers, for a streamed body
+    collected: Collected | None = None  # set at the response headers, for a whole body mitmproxy streams
     answered: bool = False  # the addon answered the request itself
     request_original: bytes | None = None  # the client's body, when the addon sent another (capped)
     pace_key: str = ""  # normalize_rate_limit's key: a short hash of host and API key, never the key
+    paced: bool = False  # sent under normalize_rate_limit, and the upstream has not answered yet
     # The key headers as sent, from an error's headers until its body is handled, for a retry
     # (the stored copy is redacted by then). In memory only: the flow's saved state has none.
     keys: Keys = ()

@@ -4,8 +4,10 @@ Contract: `StreamRewriter.rewrite` is what mitmproxy calls once per upstream
 data event, then once with b"" at the end. It decodes a compressed body (capped
 per call), feeds the transducer, keeps capped copies of both sides for
 inspection, and never raises. Mid-body it never returns b"" (that would end a
-chunked body): "nothing yet" is an empty list. `set_stream_headers` makes the
-response headers fit a body whose length changes.
+chunked body): "nothing yet" is an empty list. (whole.py has the callable for
+a whole reply that mitmproxy streams.) `set_stream_headers`, `open_length` and `close_delimit` make the response
+headers fit a body whose length changes (chunked on HTTP/1.1, ended by closing
+the connection on HTTP/1.0, framed by HTTP/2 itself).
 """
 
 from __future__ import annotations
@@ -79,10 +81,30 @@ def set_stream_headers(flow: http.HTTPFlow) -> None:
     assert flow.response is not None
     headers = flow.response.headers
     headers["content-type"] = SSE
-    headers.pop("content-length", None)
     headers["cache-control"] = "no-cache"
     headers["x-accel-buffering"] = "no"  # an nginx in front must not buffer the stream
+    open_length(flow)
+
+
+def open_length(flow: http.HTTPFlow) -> None:
+    """Headers for a body whose length is not known when they go out."""
+    assert flow.response is not None
+    headers = flow.response.headers
+    headers.pop("content-length", None)
     if flow.request.http_version == "HTTP/1.1":
-        # The body length changes, so it cannot be announced: chunk it,
-        # which keeps the connection reusable. (HTTP/2 peers frame it themselves.)
+        # Chunked, which keeps the connection reusable. (HTTP/2 peers frame it themselves.)
         headers["transfer-encoding"] = "chunked"
+    else:
+        close_delimit(flow)
+
+
+def close_delimit(flow: http.HTTPFlow) -> None:
+    """An HTTP/1.0 client must not get a chunked body (RFC 9112, 6.1): without a length,
+    the body ends when the connection closes."""
+    assert flow.response is not None
+    if flow.request.http_version not in ("HTTP/1.0", "HTTP/0.9"):
+        return
+    headers = flow.response.headers
+    headers.pop("transfer-encoding", None)
+    if "content-length" not in headers:
+        headers["connection"] = "close"

@@ -16,6 +16,10 @@ Contract:
                           when the body stopped inside a compressed member.
   decode_whole(body, encoding, cap)
                           a whole body decoded, or `DecodeError`.
+  encode_whole(body, encoding)
+                          a whole body encoded again (gzip, or deflate with its
+                          zlib wrapper), for a reply whose headers already
+                          announced that encoding.
 `ENCODINGS` are the ones decoded here; others are left to the caller.
 """
 
@@ -26,7 +30,7 @@ from typing import Any
 
 from .jsonio import MAX_CONTAINERS, NotJSON, loads
 
-__all__ = ["ENCODINGS", "DecodeError", "Decoder", "decode_whole", "parse_json_body", "strip_body"]
+__all__ = ["ENCODINGS", "DecodeError", "Decoder", "decode_whole", "encode_whole", "parse_json_body", "strip_body"]
 
 ENCODINGS = frozenset({"gzip", "x-gzip", "deflate"})
 
@@ -115,3 +119,16 @@ def decode_whole(body: bytes, encoding: str, cap: int) -> bytes:
     out = decoder.feed(body)
     decoder.close()
     return out
+
+
+def encode_whole(body: bytes, encoding: str) -> bytes:
+    """`body` encoded as `encoding` says (one of ENCODINGS, or none)."""
+    encoding = encoding_of(encoding)
+    if not encoding:
+        return body
+    if encoding not in ENCODINGS:
+        raise ValueError(f"no encoder for content-encoding {encoding!r}")
+    if encoding == "deflate":
+        return zlib.compress(body)
+    z = zlib.compressobj(wbits=zlib.MAX_WBITS | 16)
+    return z.compress(body) + z.flush()

@@ -16,6 +16,11 @@ said (each chunk is sync-flushed, so it stays decodable as it arrives) and adds
 `ABORT` in the chunk list resets the connection right there (RST, no end of
 body), as an upstream that dies mid-stream does.
 
+In "chunked" and "close" modes without gzip, `chunks` may be an iterator (a
+generator): each piece is made when the one before has been sent, so a reply
+can go on for as long as a test needs (the bystander stream in
+tests/e2e/bystander.py).
+
 `respond(method, path, fn)` registers a function of the recorded request that
 returns the `Reply` to send, for tests where the reply depends on what was
 asked (an agent's second turn carries its tool's result).
@@ -69,7 +74,7 @@ Chunk = bytes | threading.Event | _Abort
 class Reply:
     status: int = 200
     headers: Sequence[tuple[str, str]] = ()
-    chunks: Sequence[Chunk] = ()
+    chunks: Iterable[Chunk] = ()
     mode: Mode = "chunked"
     gzip: bool = False
     reason: str | None = None
@@ -216,7 +221,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _send(self, reply: Reply) -> None:
-        pieces: list[Chunk] = list(reply.chunks)
+        pieces: Iterable[Chunk] = reply.chunks
         if reply.gzip:
             pieces = _gzip_pieces(pieces)
         self.send_response_only(reply.status, reply.reason)
@@ -229,6 +234,7 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.mode == "chunked":
             self.send_header("Transfer-Encoding", "chunked")
         elif reply.mode == "content-length":
+            pieces = list(pieces)
             total = sum(len(p) for p in pieces if isinstance(p, bytes))
             if ABORT in pieces:
                 total += 1  # announce more than will come, so the abort is visibly short

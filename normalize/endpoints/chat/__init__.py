@@ -206,7 +206,7 @@ class Chat:
 
     def open(self, request: Request, env: Env) -> Exchange:
         exchange = ChatExchange(env)
-        body = request.json()
+        body, problem = request.read_json()
         if isinstance(body, dict) and "input" in body and "messages" not in body and env.settings.responses == "bridge":
             # Cursor's agent mode: a Responses body sent here, answered as chat.
             from ..responses.cursor import responses_body_as_chat  # the bridge imports this module
@@ -218,6 +218,9 @@ class Chat:
             new = exchange.read_request(body)
             if exchange.repairs:
                 exchange.forward = Forward(body=dump(new))
+        elif problem or body is not None:
+            problem = problem or "not a JSON object"
+            log.warning("%s: the request body was not read (%s); passing it through unchanged", env.label, problem)
         return exchange
 
 

@@ -7,8 +7,8 @@ held. What comes out is the sink's (sink.py): OpenAI's chat stream by default,
 ending with exactly one `data: [DONE]`, after a finishing chunk when the
 upstream never sent a finish_reason.
 
-Phases, in order: SNIFFING (only white space so far: a stream, or one JSON
-body?), then EVENTS, or JSON_BODY for a stream request answered with one JSON
+Phases, in order: SNIFFING (only white space so far, dropped as it comes:
+a stream, or one JSON body?), then EVENTS, or JSON_BODY for a stream request answered with one JSON
 reply (held, then sent as the stream OpenAI would have sent); OVER once the
 stream has ended ([DONE] or an error: later events are dropped); RAW once the
 addon gave up (the rest goes to the sink as it came); FAILED once the rest of
@@ -71,7 +71,7 @@ class ChatStream:
         self._saw_chunk = False  # a chat chunk came: the stream must end as OpenAI's does
         self._truncated = False  # the upstream stopped inside an event
         self._warned: set[str] = set()
-        self._head = bytearray()  # SNIFFING and JSON_BODY: what came so far
+        self._head = bytearray()  # JSON_BODY: what came so far; SNIFFING: spaces that may start the first line
         self._epoch = 0  # the rules' epoch the fast path's templates were learnt in
 
     @property
@@ -172,21 +172,35 @@ class ChatStream:
         or a chat.completion when they ignore "stream": true). That body is
         held, then sent as OpenAI would have streamed it."""
         head = self._head
-        head += data
-        if self.phase is Phase.JSON_BODY:
-            if len(head) > self.options.max_event_bytes:
-                self._give_up(f"a JSON reply grew past normalize_max_event_bytes ({self.options.max_event_bytes})")
-                return self.sink.raw(bytes(head))
-            return b""
-        start = head.lstrip()[:1]
-        if not start:
-            return b""  # only white space so far
-        if start in (b"{", b"["):
+        if self.phase is Phase.SNIFFING:
+            # Leading white space goes as it comes: lines of it dispatch nothing in SSE,
+            # and it means nothing before a JSON value. Only the spaces that may start
+            # the first line are held (in SSE they belong to its field name).
+            text = data.lstrip()
+            lead = data[: len(data) - len(text)]
+            line_end = max(lead.rfind(b"\n"), lead.rfind(b"\r"))
+            if line_end >= 0:
+                head.clear()
+            head += lead[line_end + 1 :]
+            if not text:
+                return self._sniff_overflow()
+            if text[:1] not in (b"{", b"["):
+                self.phase = Phase.EVENTS
+                indent, self._head = bytes(head), bytearray()
+                return self.feed(indent + text)
+            head.clear()
+            data = text
             self.phase = Phase.JSON_BODY
-            return self._sniff(b"")
-        self.phase = Phase.EVENTS
+        head += data
+        return self._sniff_overflow()
+
+    def _sniff_overflow(self) -> bytes:
+        head = self._head
+        if len(head) <= self.options.max_event_bytes:
+            return b""
+        self._give_up(f"a JSON reply (or its first line) grew past normalize_max_event_bytes ({self.options.max_event_bytes})")
         self._head = bytearray()
-        return self.feed(bytes(head))
+        return self.sink.raw(bytes(head))
 
     def _whole_json_body(self) -> bytes:
         body = bytes(self._head)

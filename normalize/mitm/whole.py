@@ -1,0 +1,117 @@
+"""Whole (not streamed) replies of targeted flows: read within the caps, handed to the exchange.
+
+Contract: `head(flow)` is what the exchange learns of a response's headers;
+`read_body(message, cap)` a message's body decoded from its content-encoding
+(`DecodeError` past `cap` bytes, on bytes that do not decode, or for an
+encoding not decoded here); `rewrite(flow, exchange, raw, cap, label)` reads a
+whole reply and hands it to the exchange, never raising.
+
+`Collected` is for a whole reply that mitmproxy streams because of its
+`stream_large_bodies` option: its `collect` is the `response.stream` callable.
+It holds the body (up to `cap` bytes as sent; past that, what it held and the
+rest pass through as they come) and, at the end, sends the exchange's rewrite
+of it, or the body as it came. The headers went out before the body, so the
+upstream's status code and content-type stay (a rewrite that would change them
+is logged); the length is left open (`open_length`) and the content-encoding
+is kept: a rewritten body is encoded again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from mitmproxy import http
+
+from ..endpoints.base import Exchange, Head, Reply, Unchanged
+from ..wire.body import ENCODINGS, DecodeError, decode_whole, encode_whole, encoding_of
+
+log = logging.getLogger("normalize")
+
+
+def head(flow: http.HTTPFlow) -> Head:
+    assert flow.response is not None
+    return Head(flow.response.status_code, flow.response.headers.get("content-type", ""), flow.request.method)
+
+
+def read_body(message: http.Message, cap: int) -> bytes:
+    """A message's body decoded from its content-encoding, within `cap` bytes; DecodeError else."""
+    return decode(message.raw_content or b"", message.headers.get("content-encoding", ""), cap)
+
+
+def decode(raw: bytes, content_encoding: str, cap: int) -> bytes:
+    if len(raw) > cap:
+        raise DecodeError(f"{len(raw)} bytes, over normalize_max_body_bytes ({cap})")
+    encoding = encoding_of(content_encoding)
+    if encoding and encoding not in ENCODINGS:
+        raise DecodeError(f"content-encoding {encoding!r} is not decoded here")
+    return decode_whole(raw, encoding, cap)
+
+
+def rewrite(flow: http.HTTPFlow, exchange: Exchange, raw: bytes, cap: int, label: str) -> tuple[bytes | None, Reply | Unchanged | None]:
+    """(the body as decoded, what the exchange made of it); (None, None) when it could not be read."""
+    assert flow.response is not None
+    response = flow.response
+    try:
+        body = decode(raw, response.headers.get("content-encoding", ""), cap)
+    except DecodeError as e:
+        log.warning("%s %s: the reply body was not read (%s); passing it through unchanged", label, response.status_code, e)
+        return None, None
+    return body, exchange.whole(head(flow), body)
+
+
+class Collected:
+    """A whole reply collected through `response.stream` (see the module's docstring)."""
+
+    def __init__(self, flow: http.HTTPFlow, exchange: Exchange, cap: int, label: str) -> None:
+        self.flow = flow
+        self.exchange = exchange
+        self.cap = cap
+        self.label = label
+        self.held: list[bytes] = []
+        self.size = 0
+        self.passing = False  # past the cap: everything passes as it comes
+        # For the response hook: the body the exchange saw, its answer, what was sent.
+        self.original: bytes | None = None
+        self.result: Reply | Unchanged | None = None
+        self.sent = b""
+
+    def collect(self, data: bytes) -> bytes | list[bytes]:
+        if self.passing:
+            return data or []
+        if data:
+            self.size += len(data)
+            self.held.append(data)
+            if self.size <= self.cap:
+                return []
+            log.warning(
+                "%s: the reply grew past normalize_max_body_bytes (%d) and was not read; passing it through unchanged", self.label, self.cap
+            )
+            self.passing = True
+            held, self.held = self.held, []
+            return held
+        raw, self.held = b"".join(self.held), []
+        try:
+            self.sent = self.finish(raw)
+        except Exception:
+            log.exception("%s: could not rewrite the reply; passing it through unchanged", self.label)
+            self.sent = raw
+        return self.sent or []
+
+    def finish(self, raw: bytes) -> bytes:
+        response = self.flow.response
+        assert response is not None
+        self.original, self.result = rewrite(self.flow, self.exchange, raw, self.cap, self.label)
+        if not isinstance(self.result, Reply):
+            return raw
+        reply = self.result
+        if reply.status != response.status_code or reply.content_type != response.headers.get("content-type"):
+            log.warning(
+                "%s: the reply's headers were sent before its body (stream_large_bodies), so its status %d and "
+                "content-type %r stay; the addon's reply would have had %d and %r",
+                self.label,
+                response.status_code,
+                response.headers.get("content-type", ""),
+                reply.status,
+                reply.content_type,
+            )
+        return encode_whole(reply.body, response.headers.get("content-encoding", ""))
