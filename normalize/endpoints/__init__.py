@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from .base import Endpoint
 from .chat import CHAT
 from .fallback import FALLBACK
+from .health import HEALTH
 from .models import MODEL, MODELS
 
 Matcher = Callable[[tuple[str, ...]], bool]
@@ -25,6 +26,11 @@ Matcher = Callable[[tuple[str, ...]], bool]
 def ends_with(*parts: str) -> Matcher:
     """The path ends with these components: `ends_with("chat", "completions")`."""
     return lambda components: components[-len(parts) :] == parts
+
+
+def exactly(*parts: str) -> Matcher:
+    """The whole path is these components, under no prefix: the addon's own paths."""
+    return lambda components: components == parts
 
 
 def within(part: str) -> Matcher:
@@ -47,6 +53,7 @@ ROUTES: tuple[Route, ...] = (
     # the Messages bridge
     # embeddings
     # the addon's own health check
+    Route("GET", exactly("normalize", "health"), HEALTH),
 )
 OTHER = Route("*", lambda components: True, FALLBACK)
 

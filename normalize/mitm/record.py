@@ -74,7 +74,7 @@ def record(flow: http.HTTPFlow, state: FlowState, keep_bytes: int, original: byt
     if rewriter is not None and rewriter.failure is not None:
         info["failure"] = rewriter.failure
         raw = f" (ended with an error: the rest of the upstream's body could not be read: {rewriter.failure})"
-    log.info("%s %s: %s%s%s", label(flow), flow.response.status_code, summary, raw, ttfb)
+    (log.debug if exchange.quiet else log.info)("%s %s: %s%s%s", label(flow), flow.response.status_code, summary, raw, ttfb)
 
 
 def redact(flow: http.HTTPFlow) -> None:
