@@ -56,7 +56,7 @@ bench: $(VENV)/.test-deps
 	$(BIN)/python -m bench.bench $(BENCH_ARGS)
 
 # Load: concurrent streams checked exactly, and VmRSS over one very long stream (bench/load.py).
-load: $(VENV)/.test-deps
+load: $(VENV)/.test-deps haproxy
 	$(BIN)/python -m bench.load $(LOAD_ARGS)
 
 $(VENV)/.fuzz-deps: requirements.txt requirements-fuzz.txt pyproject.toml | $(BIN)/python
