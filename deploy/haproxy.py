@@ -211,7 +211,7 @@ EXAMPLE_SERVERS = ("10.0.0.11:8081", "10.0.0.11:8082", "10.0.0.12:8081", "10.0.0
 def example() -> str:
     """deploy/haproxy.cfg: one HAProxy for two machines with two replicas each
     (`python -m deploy.haproxy > deploy/haproxy.cfg` writes it again)."""
-    return config(":8080", EXAMPLE_SERVERS, stats_socket="/run/haproxy/normalize.sock")
+    return config(":8080", EXAMPLE_SERVERS)
 
 
 if __name__ == "__main__":
