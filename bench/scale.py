@@ -36,6 +36,7 @@ from tests.harness.haproxy import HAProxyProcess, available
 ADDON = REPO / "addon.py"
 REPLICA_COUNTS = (1, 2)
 WARMUP = (10, 100)  # streams, events
+CPUS = os.cpu_count() or 1
 FLOW_LINE = "/v1/chat/completions 200: normalized"  # the addon's log line for each stream
 
 
@@ -105,6 +106,9 @@ class ScaleResult:
                 return window_events_per_s(r.result)
             if what == "busy":
                 return r.busy
+            if what == "ours":  # this run's processes, as a share of the machine's CPUs over the round
+                mine = r.result.proxy_cpu_s + r.haproxy_cpu_s + r.client_cpu_s + r.upstream_cpu_s
+                return mine / (r.result.wall_s * CPUS) if r.result.wall_s else 0.0
             cpu = {"mitmdump_cpu": r.result.proxy_cpu_s, "haproxy_cpu": r.haproxy_cpu_s, "client_cpu": r.client_cpu_s}
             return cpu.get(what, r.upstream_cpu_s) / r.events * 1e6 if r.events else 0.0
 
@@ -232,7 +236,10 @@ def table(out: ScaleResult) -> list[str]:
         row("HAProxy CPU per content event", lambda n: "–" if n == DIRECT else us(out.median(n, "haproxy_cpu")), ratio("haproxy_cpu")),
         row("Client CPU per content event (its threads, in the bench)", lambda n: us(out.median(n, "client_cpu"))),
         row("Upstream CPU per content event", lambda n: us(out.median(n, "upstream_cpu"))),
-        row(f"Machine CPU busy ({os.cpu_count()} cores)", lambda n: f"{out.median(n, 'busy'):.0%}"),
+        row(
+            f"Machine CPU busy ({CPUS} cores): all processes, this run's",
+            lambda n: f"{out.median(n, 'busy'):.0%}, {out.median(n, 'ours'):.0%}",
+        ),
         row("Streams per replica (last round)", split),
         row("Streams exact, one [DONE] each", exact),
         "",
