@@ -183,17 +183,18 @@ class Cluster:
                 return 1
 
     def stop(self) -> None:
-        children = ([self.haproxy] if self.haproxy else []) + self.replicas
-        for child in children:
-            if child.proc.poll() is None:
-                child.proc.terminate()
+        """HAProxy first, so that no new request goes to a replica that is going; then the replicas."""
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        for child in children:
-            try:
-                child.proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.proc.kill()
-                child.proc.wait(5)
+        for group in ([self.haproxy] if self.haproxy else [], self.replicas):
+            for child in group:
+                if child.proc.poll() is None:
+                    child.proc.terminate()
+            for child in group:
+                try:
+                    child.proc.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    child.proc.kill()
+                    child.proc.wait(5)
 
 
 def wait_healthy(child: Child, port: int, deadline: float) -> None:

@@ -34,9 +34,9 @@ import openai
 import pytest
 
 from deploy.cluster import REPLICA_OPTIONS
-from deploy.haproxy import HEALTH_PATH
+from deploy.haproxy import HEALTH_PATH, Checks
 from tests.harness import haproxy as haproxy_harness
-from tests.harness.haproxy import HAProxyProcess
+from tests.harness.haproxy import FAST, HAProxyProcess
 from tests.harness.proxy import MitmdumpLauncher, MitmdumpProcess, client_env
 from tests.harness.upstream import Gate, RecordedRequest, Reply, ScriptedUpstream
 
@@ -57,7 +57,7 @@ MAX_KEYS_TRIED = 32  # two replicas: the chance that 32 keys all hash to one is 
 class Cluster:
     """The upstream, the replicas, HAProxy, and who served what."""
 
-    def __init__(self, upstream: ScriptedUpstream, launcher: MitmdumpLauncher, run_dir: Path) -> None:
+    def __init__(self, upstream: ScriptedUpstream, launcher: MitmdumpLauncher, run_dir: Path, checks: Checks = FAST) -> None:
         self.upstream = upstream
         self.launcher = launcher
         self.gates: dict[str, Gate] = {}  # probe -> a gate after the stream's first content chunk
@@ -70,8 +70,11 @@ class Cluster:
             )
             for name in ("replica1", "replica2")
         ]
-        self.haproxy = HAProxyProcess(run_dir, [r.host_port for r in self.replicas])
-        self.haproxy.wait_states(lambda states: states == {"replica1": "UP", "replica2": "UP"})
+        self.haproxy = HAProxyProcess(run_dir, [r.host_port for r in self.replicas], checks)
+        # "UP 1/2" is a replica not checked yet (or one failed check): up, all the same.
+        self.haproxy.wait_states(
+            lambda states: sorted(states) == ["replica1", "replica2"] and all(s.startswith("UP") for s in states.values())
+        )
         self.probes = 0
 
     def reply(self, request: RecordedRequest) -> Reply:
@@ -214,6 +217,24 @@ def test_a_dead_replica_hands_its_keys_to_the_other(cluster: Cluster) -> None:
         cluster.stream(key_s, cluster.probe())
     assert failed.value.status_code == 503
     assert failed.value.body == {"message": "openai-normalize: no proxy replica is up", "type": "server_error", "param": None, "code": None}
+
+
+def test_a_replica_that_just_died_is_passed_over_before_any_health_check(
+    upstream: ScriptedUpstream, mitmdump: MitmdumpLauncher, tmp_path: Path
+) -> None:
+    """Checks every 10 minutes here, so only real traffic can tell HAProxy: the first request for
+    the dead replica's key finds its connection refused, is sent to the other replica (redispatch)
+    and succeeds, and that refusal marks the dead one down (observe layer4)."""
+    cluster = Cluster(upstream, mitmdump, tmp_path / "haproxy", Checks(inter_ms=600_000, fastinter_ms=600_000))
+    try:
+        keys = cluster.keys_per_replica()
+        cluster.kill("replica2")
+        assert cluster.haproxy.states()["replica2"].startswith("UP")  # nothing has told HAProxy yet
+        assert cluster.text(keys["replica2"]) == (TEXT, "replica1")
+        assert cluster.haproxy.states()["replica2"].startswith("DOWN")
+        assert cluster.text(keys["replica2"]) == (TEXT, "replica1")
+    finally:
+        cluster.close()
 
 
 # -- the health check, without HAProxy ---------------------------------------------
