@@ -82,7 +82,7 @@ def replica_argv(upstream: str, port: int, extra: Sequence[str] = ()) -> list[st
     return argv + list(extra)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Children get SIGTERM if the launcher dies without cleaning up (even on SIGKILL)."""
     with contextlib.suppress(Exception):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -138,7 +138,7 @@ class Cluster:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT if out is not None else None,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         return Child(name, proc, log)
 

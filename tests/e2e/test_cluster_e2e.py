@@ -71,10 +71,12 @@ class Cluster:
             for name in ("replica1", "replica2")
         ]
         self.haproxy = HAProxyProcess(run_dir, [r.host_port for r in self.replicas], checks)
-        # "UP 1/2" is a replica not checked yet (or one failed check): up, all the same.
-        self.haproxy.wait_states(
-            lambda states: sorted(states) == ["replica1", "replica2"] and all(s.startswith("UP") for s in states.values())
-        )
+        try:
+            # "UP 1/2" is a replica not checked yet (or one failed check): up, all the same.
+            self.haproxy.wait_states(lambda states: all(s.startswith("UP") for s in states.values()))
+        except BaseException:
+            self.close()
+            raise
         self.probes = 0
 
     def reply(self, request: RecordedRequest) -> Reply:
@@ -145,7 +147,7 @@ class Cluster:
 
 @pytest.fixture
 def cluster(upstream: ScriptedUpstream, mitmdump: MitmdumpLauncher, tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(upstream, mitmdump, tmp_path / "haproxy")
+    c = Cluster(upstream, mitmdump, tmp_path / "haproxy")  # on failure it stops its own HAProxy
     try:
         yield c
     finally:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from deploy import haproxy
+from deploy.cluster import die_with_parent
 from deploy.haproxy import Checks
 
 __all__ = ["FAST", "HAProxyProcess", "available"]
@@ -59,10 +60,15 @@ class HAProxyProcess:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     pass_fds=[fd],
+                    preexec_fn=die_with_parent,  # even if this test process is killed
                 )
         finally:
             listener.close()  # HAProxy has its own copy
-        self.wait_states(lambda states: len(states) == len(servers))
+        try:
+            self.wait_states(lambda states: len(states) == len(servers))
+        except BaseException:
+            self.stop()
+            raise
 
     @property
     def url(self) -> str:
