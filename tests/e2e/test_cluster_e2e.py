@@ -9,9 +9,14 @@ upstream (each replica adds an `x-test-replica` header on its way out, a
 test-only mitmproxy `modify_headers`), and from that replica's own flow log,
 where the request's `probe=` query must show, and not in the other's.
 
-Nothing sleeps: a replica's death is waited for on HAProxy's stats socket,
-with a deadline; a stream that must still be running is held by a gate in
-the upstream, opened once the client has seen what came before it.
+Beside those: the health check with the upstream down (lazy and eager
+connection strategies, no HAProxy), and `python -m deploy.cluster` itself,
+started, used and stopped with SIGTERM.
+
+Nothing waits a fixed time: a replica's death is seen by asking HAProxy's
+stats socket until a deadline; a stream that must still be running is held
+by a gate in the upstream, opened once the client has seen what came before
+it.
 """
 
 from __future__ import annotations
