@@ -49,7 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -218,10 +218,10 @@ class Processes:
                 line += byte
         return int(line.split()[1])
 
-    def mitmdump(self, name: str, script: Path, options: Sequence[str] = (), timeout: float = 60) -> Proxy:
-        """mitmdump with `script` on a free loopback port, ready when it returns."""
+    def mitmdump(self, name: str, script: Path, options: Sequence[str] = (), timeout: float = 60, mode: str | None = None) -> Proxy:
+        """mitmdump with `script` on a free loopback port (in `mode`, default regular), ready when it returns."""
         settings = [("flow_detail", "0"), *(tuple(option.split("=", 1)) for option in options)]
-        process = self.launcher.start(addon=script, options=settings, startup_timeout=timeout)
+        process = self.launcher.start(addon=script, options=settings, startup_timeout=timeout, mode=mode)
         return Proxy(name, process)
 
 
@@ -322,6 +322,8 @@ def stream(
     openai_shape: bool | None = None,
     watch: Callable[[Received], None] | None = None,
     api: str = "",
+    reverse: bool = False,
+    headers: Mapping[str, str] | None = None,
 ) -> Received:
     """One streamed chat completion through `proxy` (regular mode, plain HTTP).
 
@@ -329,22 +331,25 @@ def stream(
     (default: the proxy is the one named "addon") checks the output is OpenAI-shaped; `watch`,
     if given, is called with the `Received` so far after each read of body chunks. `api`
     ("responses", "messages") asks the addon as that bridge's client (bench/bridged.py):
-    the upstream still gets, and streams, chat.
+    the upstream still gets, and streams, chat. `reverse`: the request is in origin form,
+    as to a reverse proxy (deploy/'s HAProxy); `headers` are added.
     """
     label = f"{proxy.name}, {shape} stream of {events} events" + (f" paced at {pace_us} us" if pace_us else "")
     if openai_shape is None:
         openai_shape = proxy.name == "addon"
     checker: Any = EventChecker(label, openai_shape=openai_shape, timestamps=bool(pace_us))
     body = json.dumps({"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "bench"}]}).encode()
-    path, headers = "/v1/chat/completions", ""
+    path, extra = "/v1/chat/completions", ""
     if api:
         bridge = BRIDGES[api]
         checker = bridge.checker(f"{label} ({api} bridge)", Received(), BenchError, timestamps=bool(pace_us))
-        body, path, headers = json.dumps(bridge.request).encode(), bridge.path, bridge.headers
-    authority = f"127.0.0.1:{upstream_port}"
+        body, path, extra = json.dumps(bridge.request).encode(), bridge.path, bridge.headers
+    extra += "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+    authority = f"127.0.0.1:{proxy.port if reverse else upstream_port}"
+    target = f"{path}?shape={shape}&events={events}&pace_us={pace_us}{query}"
     request = (
-        f"POST http://{authority}{path}?shape={shape}&events={events}&pace_us={pace_us}{query} HTTP/1.1\r\n"
-        f"host: {authority}\r\ncontent-type: application/json\r\naccept: text/event-stream\r\n{headers}"
+        f"POST {target if reverse else 'http://' + authority + target} HTTP/1.1\r\n"
+        f"host: {authority}\r\ncontent-type: application/json\r\naccept: text/event-stream\r\n{extra}"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     ).encode() + body
     deadline = time.monotonic() + timeout

@@ -27,6 +27,10 @@ raw-socket client that checks every event as it reads, and the /proc readers.
                       client's stream served within a second throughout, the proxy's peak
                       RSS within each test's bound. Run with pytest, in a child process;
                       each test's measures come back through NORMALIZE_ATTACK_REPORT.
+  scaling             the same concurrent streams through HAProxy in front of 1 and of 2
+                      replicas, as `make cluster` runs them, and through the first mitmdump
+                      again, `--scale-rounds` (2) rounds each in ABC CBA order: events/s and
+                      proxy CPU per event (bench/scale.py).
 
 Prints a Markdown summary on stdout (progress on stderr); exits 1 on any failure.
 `--quick` is the size `make test` runs (tests/e2e/test_load_e2e.py; the attacks
@@ -50,6 +54,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench import bench as harness
+from bench import scale
 from bench.bench import REPO, BenchError, Processes, Proxy, Received
 
 ADDON = REPO / "addon.py"
@@ -68,9 +73,10 @@ class Sizes:
     soak_events: int = 1_000_000
     rss_limit_mib: float = RSS_LIMIT_MIB
     attacks: bool = True  # the hardening tests at full size
+    scale_rounds: int = 2  # per column of the scaling rows (bench/scale.py); 0 skips them
 
 
-QUICK = Sizes(streams=40, events=200, soak_events=300_000, attacks=False)
+QUICK = Sizes(streams=40, events=200, soak_events=300_000, attacks=False, scale_rounds=0)
 ATTACK_TESTS = "tests/e2e/test_hardening_e2e.py"
 ATTACK_TIMEOUT_S = 1800
 
@@ -110,8 +116,12 @@ def peak_overlap(intervals: Sequence[tuple[int, int]]) -> int:
     return peak
 
 
-def run_load(proxy: Proxy, upstream_port: int, streams: int, events: int) -> LoadResult:
-    """`streams` concurrent streams of `events` events each through `proxy`, one thread each."""
+def run_load(proxy: Proxy, upstream_port: int, streams: int, events: int, *, keyed: bool = False, cpu_pids: Sequence[int] = ()) -> LoadResult:
+    """`streams` concurrent streams of `events` events each through `proxy`, one thread each.
+    `keyed`: `proxy` is HAProxy in front of reverse-mode replicas (bench/scale.py): requests in
+    origin form, stream i with its own API key. `cpu_pids`: the processes whose CPU time counts
+    as the proxy's (default: `proxy`'s own)."""
+    pids = list(cpu_pids) or [proxy.pid]
     res = LoadResult(streams, events)
     group = uuid.uuid4().hex[:12]
     query = f"&group={group}&group_size={streams}&group_wait_s={GROUP_WAIT_S}"
@@ -125,7 +135,15 @@ def run_load(proxy: Proxy, upstream_port: int, streams: int, events: int) -> Loa
         label = f"stream {i + 1}/{streams}"
         try:
             got: Received = harness.stream(
-                proxy, upstream_port, shape="nim", events=events, timeout=timeout, query=query, openai_shape=True
+                proxy,
+                upstream_port,
+                shape="nim",
+                events=events,
+                timeout=timeout,
+                query=query,
+                openai_shape=True,
+                reverse=keyed,
+                headers={"authorization": f"Bearer sk-load-{i:04d}"} if keyed else None,
             )
             end = time.monotonic_ns()
             harness.check_text(got, label, events)
@@ -140,7 +158,7 @@ def run_load(proxy: Proxy, upstream_port: int, streams: int, events: int) -> Loa
 
     threads = [threading.Thread(target=one, args=(i,), name=f"load-{i}", daemon=True) for i in range(streams)]
     rss_before = harness.status_kib(proxy.pid, "VmRSS")
-    cpu_before = harness.cpu_seconds(proxy.pid)
+    cpu_before = sum(harness.cpu_seconds(pid) for pid in pids)
     start = time.monotonic_ns()
     for t in threads:
         t.start()
@@ -151,7 +169,7 @@ def run_load(proxy: Proxy, upstream_port: int, streams: int, events: int) -> Loa
     res.wall_s = (time.monotonic_ns() - start) / 1e9
     if hung:
         res.failures.append(f"{hung} client(s) still running {timeout + 15:.0f} s after the start")
-    res.proxy_cpu_s = harness.cpu_seconds(proxy.pid) - cpu_before
+    res.proxy_cpu_s = sum(harness.cpu_seconds(pid) for pid in pids) - cpu_before
     res.rss_kib = (rss_before, harness.status_kib(proxy.pid, "VmRSS"), harness.status_kib(proxy.pid, "VmHWM"))
     res.peak_open = peak_overlap(intervals)
     if first_bytes:
@@ -285,6 +303,7 @@ class Outcome:
     load: LoadResult | None = None
     soak: SoakResult | None = None
     attacks: AttackResult | None = None
+    scale: scale.ScaleResult | None = None
     failures: list[str] = field(default_factory=list)  # outside the parts (a process would not start)
     seconds: float = 0.0
 
@@ -295,6 +314,7 @@ class Outcome:
             and (self.load is None or self.load.passed)
             and (self.soak is None or self.soak.passed)
             and (self.attacks is None or self.attacks.passed)
+            and (self.scale is None or self.scale.passed)
         )
 
 
@@ -306,6 +326,7 @@ def run(sizes: Sizes, addon: Path = ADDON) -> Outcome:
     procs = Processes()
     try:
         up = procs.upstream()
+        upstream_pid = procs.procs[-1].pid  # the process upstream() just started
         options = [f"normalize_hosts=127.0.0.1:{up}"]
         if sizes.streams:
             proxy = procs.mitmdump("addon", addon, options)
@@ -315,6 +336,8 @@ def run(sizes: Sizes, addon: Path = ADDON) -> Outcome:
                 f"  {out.load.ok}/{sizes.streams} streams exact in {out.load.wall_s:.1f} s, "
                 f"{len(out.load.failures)} failure(s)"
             )
+            if sizes.scale_rounds:
+                out.scale = scale.run_scaling(procs, (up, upstream_pid), proxy, sizes.streams, sizes.events, sizes.scale_rounds)
         if sizes.soak_events:
             proxy = procs.mitmdump("soak", addon, options)  # a fresh process: its memory is the soak's own
             harness.progress(f"soak: {sizes.soak_events:,} events in one stream")
@@ -359,6 +382,8 @@ def summary(out: Outcome, header: str = "", addon: Path = ADDON) -> str:
             f"| Proxy VmRSS before → after (VmHWM) | {mib(before)} → {mib(after)} ({mib(peak)}) |",
             "",
         ]
+    if out.scale is not None:
+        lines += scale.table(out.scale)
     if (s := out.soak) is not None:
         spread = s.spread_mib
         lines += [
@@ -395,6 +420,7 @@ def summary(out: Outcome, header: str = "", addon: Path = ADDON) -> str:
     failures = out.failures + (out.load.failures if out.load else []) + (out.soak.failures if out.soak else [])
     if out.attacks is not None and not out.attacks.passed:
         failures.append("the attack tests failed (pytest's output above)")
+    failures += out.scale.failures if out.scale else []
     if failures:
         lines.append(f"**Failures ({len(failures)}):**")
         lines += [f"- {f}" for f in failures[:MAX_LISTED_FAILURES]]
@@ -412,11 +438,12 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, S
     parser.add_argument("--events", type=int, help="events per concurrent stream (default 500)")
     parser.add_argument("--soak-events", type=int, help="events in the soak stream (default 1,000,000; 0 skips it)")
     parser.add_argument("--rss-limit-mib", type=float, help="allowed VmRSS spread after warm-up (default 20)")
+    parser.add_argument("--scale-rounds", type=int, help="rounds per column of the scaling rows (default 2; 0 skips them)")
     parser.add_argument("--addon", type=Path, default=ADDON, help="the mitmproxy script to load (default addon.py)")
     parser.add_argument("--attacks", choices=["on", "off", "only"], help="the hardening tests at full size (default on; off with --quick)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
-    for name, least in (("streams", 0), ("events", 1), ("soak_events", 0), ("rss_limit_mib", 0)):
+    for name, least in (("streams", 0), ("events", 1), ("soak_events", 0), ("rss_limit_mib", 0), ("scale_rounds", 0)):
         value = getattr(args, name)
         if value is not None:
             if value < least:

@@ -18,6 +18,7 @@ from .base import Endpoint
 from .chat import CHAT
 from .embeddings import EMBEDDINGS
 from .fallback import FALLBACK
+from .health import HEALTH
 from .messages import COUNT_TOKENS, MESSAGES
 from .models import MODEL, MODELS
 from .responses.exchange import RESPONSES, STORED_RESPONSES
@@ -28,6 +29,11 @@ Matcher = Callable[[tuple[str, ...]], bool]
 def ends_with(*parts: str) -> Matcher:
     """The path ends with these components: `ends_with("chat", "completions")`."""
     return lambda components: components[-len(parts) :] == parts
+
+
+def exactly(*parts: str) -> Matcher:
+    """The whole path is these components, under no prefix: the addon's own paths."""
+    return lambda components: components == parts
 
 
 def within(part: str) -> Matcher:
@@ -56,6 +62,7 @@ ROUTES: tuple[Route, ...] = (
     # embeddings
     Route("POST", ends_with("embeddings"), EMBEDDINGS),
     # the addon's own health check
+    Route("GET", exactly("normalize", "health"), HEALTH),
 )
 OTHER = Route("*", lambda components: True, FALLBACK)
 

@@ -161,6 +161,7 @@ class Exchange:
     """One request and its response at an endpoint. The base answers errors in OpenAI's shape."""
 
     verb = "normalized"
+    quiet = False  # True: its log line is at debug level (an answer polled every few seconds)
 
     def __init__(self, env: Env) -> None:
         self.env = env

@@ -85,7 +85,7 @@ def record(flow: http.HTTPFlow, state: FlowState, keep_bytes: int, original: byt
         info["ended_early"] = ended
         flow.comment = f"{summary} (ended early: {ended})"
         raw += f"; stream ended early after {events} events ({ended})" if events is not None else f"; ended early ({ended})"
-    log.info("%s %s: %s%s%s", state.label, flow.response.status_code, summary, raw, ttfb)
+    (log.debug if exchange.quiet else log.info)("%s %s: %s%s%s", state.label, flow.response.status_code, summary, raw, ttfb)
 
 
 def secrets(flow: http.HTTPFlow) -> tuple[tuple[str, list[str]], ...]:

@@ -1,1 +1,1 @@
-"""The one test harness: a mitmdump launcher and a scripted upstream, used by the e2e tests and by bench/."""
+"""The one test harness: a mitmdump launcher, a scripted upstream and HAProxy in front of replicas, used by the e2e tests and by bench/."""

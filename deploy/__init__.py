@@ -1,0 +1,1 @@
+"""deploy/: running several mitmdumps behind HAProxy (README.md, "Running for a team")."""
