@@ -133,7 +133,8 @@ class Repair(enum.StrEnum):
     tool_call_id_reused = "tool_call_id_reused", "{n} reused tool call id{s} made unique"
 
     # -- the Messages bridge (endpoints/messages/) ----------------------------
-    thinking_param_unsupported = "thinking_param_unsupported", "thinking not sent upstream (no switch known for it)"
+    thinking_param_unsupported = "thinking_param_unsupported", "adaptive or disabled thinking not sent upstream"
+    thinking_as_reasoning_effort = "thinking_as_reasoning_effort", "thinking sent as reasoning_effort"
     thinking_block_in_history = "thinking_block_in_history", "{n} thinking block{s} of the history not sent upstream"
     server_tool_unsupported = "server_tool_unsupported", "{n} Anthropic server tool{s} not sent upstream"
     content_block_unsupported = "content_block_unsupported", "{n} content block{s} with no chat counterpart not sent upstream"

@@ -15,14 +15,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from normalize.endpoints import ROUTES, route
-from normalize.endpoints.base import Env, Head, Reply, Request
+from normalize.endpoints.base import Env, Head, Reply, Request, Shared
 from normalize.endpoints.messages import COUNT_TOKENS, MESSAGES, PassedExchange, chat_path
 from normalize.endpoints.messages.errors import error_type
 from normalize.endpoints.messages.models import anthropic_shape
 from normalize.endpoints.messages.request import chat_request
 from normalize.endpoints.messages.tokens import estimate_input_tokens
 from normalize.endpoints.models import MODEL, MODELS
-from normalize.profiles import GENERIC
+from normalize.profiles import GENERIC, PROFILES
 from normalize.settings import Settings
 
 ENV = Env(Settings(), GENERIC, "POST api.example.com/v1/messages")
@@ -119,11 +119,30 @@ def test_nothing_unknown_is_sent_upstream():
 
 
 def test_thinking_param_unsupported(caplog):
-    with caplog.at_level(logging.INFO):
-        exchange = MESSAGES.open(request({"model": "m", "max_tokens": 5, "messages": [], "thinking": {"type": "enabled", "budget_tokens": 2000}}), ENV)
-    assert "thinking" not in sent(exchange)
-    assert exchange.repairs["thinking_param_unsupported"] == 1
-    assert "not sent upstream, as chat has no place for them: thinking" in caplog.text
+    # Adaptive (the model decides, as Claude Code asks) or disabled: nothing to switch.
+    for thinking in ({"type": "adaptive", "display": "omitted"}, {"type": "disabled"}):
+        with caplog.at_level(logging.INFO):
+            exchange = MESSAGES.open(request({"model": "m", "max_tokens": 5, "messages": [], "thinking": thinking}), ENV)
+        assert "thinking" not in sent(exchange) and "reasoning_effort" not in sent(exchange)
+        assert exchange.repairs["thinking_param_unsupported"] == 1
+        assert "not sent upstream, as chat has no place for them: thinking" in caplog.text
+
+
+@pytest.mark.parametrize(("budget", "effort"), [(1024, "low"), (8000, "medium"), (32000, "high"), (None, "low")])
+def test_thinking_as_reasoning_effort(budget, effort):
+    thinking = {"type": "enabled"} | ({"budget_tokens": budget} if budget is not None else {})
+    exchange = MESSAGES.open(request({"model": "m", "max_tokens": 5, "messages": [], "thinking": thinking}), ENV)
+    assert sent(exchange)["reasoning_effort"] == effort and "thinking" not in sent(exchange)
+    assert exchange.repairs["thinking_as_reasoning_effort"] == 1
+
+
+def test_thinking_reaches_a_nim_family_as_its_own_switch():
+    # GLM-5.1 on NIM switches reasoning with chat_template_kwargs (the chat rules translate).
+    nim = Env(Settings(), PROFILES["nim"], "POST integrate.api.nvidia.com/v1/messages", Shared())
+    body = {"model": "z-ai/glm-5.1", "max_tokens": 5, "messages": [], "thinking": {"type": "enabled", "budget_tokens": 9000}}
+    chat = sent(MESSAGES.open(request(body), nim))
+    assert chat["chat_template_kwargs"] == {"enable_thinking": True, "clear_thinking": False}
+    assert "reasoning_effort" not in chat and "thinking" not in chat
 
 
 def test_thinking_block_in_history():

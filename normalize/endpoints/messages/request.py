@@ -26,9 +26,13 @@ Mapping:
   function/"none"; `disable_parallel_tool_use` -> `parallel_tool_calls: false`.
 - `max_tokens`, `temperature`, `top_p`, `top_k` as they are; `stop_sequences`
   -> `stop`; `stream: true` -> `stream: true` with `include_usage`.
-- `thinking`: no upstream switch is known for it yet, so it is not sent
-  (counted as `thinking_param_unsupported`). Everything else (`metadata`,
-  `context_management`, `output_config`, `service_tier`, …) is not sent.
+- `thinking` `{"type": "enabled", "budget_tokens": N}` -> `reasoning_effort`
+  (low under 4,096 tokens, medium under 16,384, else high), which the chat
+  rules turn into the model family's own switch (chat/validation.py);
+  `adaptive` (the model decides) and `disabled` are not sent (counted as
+  `thinking_param_unsupported`): "none" is a word few upstreams take.
+  Everything else (`metadata`, `context_management`, `output_config`,
+  `service_tier`, …) is not sent.
 """
 
 from __future__ import annotations
@@ -82,18 +86,31 @@ def chat_request(body: dict[str, Any]) -> Bridged:
     if body.get("stream") is True:
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}
-    thinking_param_unsupported(body, bridged)
+    thinking_as_reasoning_effort(body, bridged)
     for key in body:
         if key not in BRIDGED_FIELDS and key != "thinking":
             bridged.leave_out(Repair.messages_field_unsupported, key)
     return bridged
 
 
-def thinking_param_unsupported(body: dict[str, Any], bridged: Bridged) -> None:
-    """`thinking` has no chat counterpart that every upstream takes (NIM rejects the key).
-    Where the upstream's profile knows a reasoning switch, this is where it goes."""
-    if "thinking" in body:
-        bridged.leave_out(Repair.thinking_param_unsupported, "thinking")
+# Thinking budgets (tokens) below which OpenAI's lower effort words stand for them.
+EFFORT_BUDGETS = ((4096, "low"), (16384, "medium"))
+
+
+def thinking_as_reasoning_effort(body: dict[str, Any], bridged: Bridged) -> None:
+    """Anthropic's `thinking` has no chat key (NIM rejects the key itself); asked for
+    explicitly, it is sent as OpenAI's `reasoning_effort`, which the chat rules give each
+    model family as its own switch. Adaptive or disabled thinking is not sent."""
+    if "thinking" not in body:
+        return
+    thinking = body["thinking"]
+    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        budget = thinking.get("budget_tokens")
+        budget = budget if isinstance(budget, int) and not isinstance(budget, bool) else 0
+        bridged.body["reasoning_effort"] = next((word for limit, word in EFFORT_BUDGETS if budget < limit), "high")
+        bridged.repairs[Repair.thinking_as_reasoning_effort] += 1
+        return
+    bridged.leave_out(Repair.thinking_param_unsupported, "thinking")
 
 
 # -- messages ----------------------------------------------------------------------
