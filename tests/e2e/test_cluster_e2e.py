@@ -185,6 +185,34 @@ def test_each_key_sticks_to_one_replica(cluster: Cluster) -> None:
         assert (r.status_code, r.json()) == (200, {"status": "ok"})
 
 
+def test_a_keys_stored_responses_live_on_its_replica(cluster: Cluster) -> None:
+    """The Responses store is per replica; HAProxy brings a key back to the replica that holds
+    its responses, so `previous_response_id` and GET /v1/responses/{id} work through the cluster."""
+    keys = cluster.keys_per_replica()
+    home = "replica1"
+    client = cluster.client(keys[home])
+    events = list(client.responses.create(model=MODEL, input="Say it.", stream=True))
+    assert events[-1].type == "response.completed"
+    first = events[-1].response
+    assert first.output_text == TEXT
+
+    # Through HAProxy, the key's replica answers from its store, with nothing asked upstream.
+    asked = len(cluster.upstream.requests)
+    assert client.responses.retrieve(first.id).output_text == TEXT
+    assert len(cluster.upstream.requests) == asked
+    # The other replica (asked directly, same key) never saw it: the store is that replica's own.
+    stranger = openai.OpenAI(base_url=cluster.replicas[1].url + "/v1", api_key=keys[home], max_retries=0, timeout=20)
+    with pytest.raises(openai.NotFoundError):
+        stranger.responses.retrieve(first.id)
+
+    # A follow-up turn through HAProxy carries the first turn's messages upstream.
+    second = list(client.responses.create(model=MODEL, input="Again.", previous_response_id=first.id, stream=True))
+    assert second[-1].type == "response.completed"
+    sent = json.loads(cluster.upstream.requests[-1].body)
+    assert [m.get("content") for m in sent["messages"]] == ["Say it.", TEXT, "Again."]
+    assert cluster.upstream.requests[-1].header(MARKER) == home
+
+
 def test_a_dead_replica_hands_its_keys_to_the_other(cluster: Cluster) -> None:
     keys = cluster.keys_per_replica()
     survivor, victim = "replica1", "replica2"
