@@ -25,7 +25,7 @@ DIMENSIONS_ERROR = json.dumps({
 
 
 def exchange(body, profile=NIM, shared=None, **settings):
-    env = Env(Settings(**settings), profile, "POST test/v1/embeddings", shared or Shared())
+    env = Env(Settings(**settings), profile, "POST test/v1/embeddings", shared or Shared(), "test:443")
     return EMBEDDINGS.open(Request("POST", "/v1/embeddings", body=json.dumps(body).encode()), env)
 
 
@@ -72,11 +72,12 @@ def test_embedding_dimensions_unsupported():
     assert message.startswith("Your request cannot be validated")
     assert message.endswith(f"(the proxy will drop `dimensions` for {MODEL} from now on)")
     assert ex.repairs[Repair.embedding_dimensions_unsupported] == 1
-    assert shared.dimensions_rejected == {("nim", MODEL)}
+    assert shared.learned.get("test:443", MODEL).params == {"dimensions"}
 
 
 def test_embedding_dimensions_rejected():
-    shared = Shared(dimensions_rejected={("nim", MODEL)})
+    shared = Shared()
+    shared.learned.reject("test:443", MODEL, ["dimensions"])
     body = {"model": MODEL, "input": "hi", "dimensions": 1024, "input_type": "query", "truncate": "END"}
     ex = exchange(body, shared=shared)
     assert sent(ex, body) == {k: v for k, v in body.items() if k != "dimensions"}
@@ -91,7 +92,7 @@ def test_other_errors_teach_nothing():
     out = ex.whole(Head(400, "application/json"), b'{"error":"\'input_type\' parameter is required for asymmetric models"}')
     assert isinstance(out, Reply)
     assert json.loads(out.body)["error"]["message"] == "'input_type' parameter is required for asymmetric models"
-    assert not shared.dimensions_rejected
+    assert not shared.learned.models
 
 
 def test_embedding_floats_for_base64():

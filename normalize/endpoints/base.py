@@ -142,9 +142,6 @@ class Shared:
     # -- profiles: learned parameters, pacing
     learned: Learned = field(default_factory=Learned)  # what upstreams rejected, per (host, model)
 
-    # -- embeddings: (profile name, model) whose model rejected `dimensions` (embeddings.py)
-    dimensions_rejected: set[tuple[str, str]] = field(default_factory=set)
-
 
 @dataclass(frozen=True)
 class Env:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import re
 import struct
 from collections import Counter
 from collections.abc import Mapping
@@ -32,14 +31,10 @@ from ..repairs import Repair
 from ..wire.body import parse_json_body
 from ..wire.jsonio import dump
 from .base import UNCHANGED, Env, Exchange, Forward, Head, Reply, Request, Unchanged
+from .chat.rejected import rejected_params
 from .errors import error_body
 
 log = logging.getLogger(__name__)
-
-# An error that says the model does not take `dimensions`, in the three styles NIM uses.
-_DIMENSIONS_REJECTED = re.compile(
-    r"""('loc': \('body', 'dimensions'\))|(Unsupported parameter\(s\):\s*`?dimensions`?)|(Unknown parameter:\s*'?dimensions)"""
-)
 
 
 def rewrite_request(
@@ -123,8 +118,9 @@ def float32_base64(vector: list[Any]) -> str | None:
 
 
 def rejects_dimensions(error: dict[str, Any]) -> bool:
+    """The upstream's error says the model does not take `dimensions` (any style chat/rejected.py reads)."""
     message = error.get("error", {}).get("message")
-    return isinstance(message, str) and _DIMENSIONS_REJECTED.search(message) is not None
+    return isinstance(message, str) and "dimensions" in rejected_params(message)
 
 
 class EmbeddingsExchange(Exchange):
@@ -145,7 +141,7 @@ class EmbeddingsExchange(Exchange):
             model_map=env.settings.model_map,
             input_type=env.settings.embedding_input_type if wanted else "",
             truncate=env.settings.embedding_truncate if wanted else "",
-            drop_dimensions=(env.profile.name, model) in env.shared.dimensions_rejected,
+            drop_dimensions="dimensions" in (learned.params if (learned := env.shared.learned.get(env.host, model)) else ()),
         )
         self.repairs.update(repairs)
         self.model = model
@@ -172,7 +168,7 @@ class EmbeddingsExchange(Exchange):
         # The model does not take `dimensions`: from now on it goes, and the client is told.
         if self.model is None:
             return super().error(head, body)
-        self.env.shared.dimensions_rejected.add((self.env.profile.name, self.model))
+        self.env.shared.learned.reject(self.env.host, self.model, ["dimensions"])
         log.info("%s: %s rejects dimensions; dropping it from its later requests", self.env.label, self.model)
         self.repairs[Repair.embedding_dimensions_unsupported] += 1
         if repair:
