@@ -44,7 +44,7 @@ def test_bridged_stream_flow():
         info = flow.metadata["normalize"]
         assert flow.comment == (
             "bridged messages -> chat 11 events: 50 null fields dropped, x-api-key sent as Authorization: Bearer, "
-            'content "" added to first chunk, thinking not sent upstream (no switch known for it)'
+            'content "" added to first chunk, adaptive or disabled thinking not sent upstream'
         )
         assert json.loads(info["request_original"]) == BODY
         assert info["original"] == NIM_STREAM

@@ -111,29 +111,37 @@ class ChatExchange(Exchange):
         return ChatStream(self.options())
 
     def whole(self, head: Head, body: bytes) -> Reply | Unchanged | None:
-        if head.status >= 400:
-            return self.error(head, body)
-        if not head.ok:
-            return None
-        obj = parse_json_body(body)
-        if obj is None:
-            return None
-        found = error_object(obj)
-        if found is not None:
-            # An error sent as a success (OpenRouter-style): clients would take it for
-            # a reply with no choices. Send it as the error it is.
-            error, repair = found
-            self.repairs[Repair.error_at_status_200] += 1
-            if repair:
-                self.repairs[repair] += 1
-            return Reply.json(error_status(error), error)
+        obj = self.completion(head, body)
         if not isinstance(obj, dict):
-            return None
+            return obj
         out, repairs = rewrite_completion(obj, self.options())
         if body[:1].isspace() or body.startswith(b"data:"):
             repairs[Repair.body_not_bare_json] += 1  # DeepSeek's blank lines under load, NIM's data:
         self.repairs.update(repairs)
         return Reply.json(head.status, out) if out != obj or repairs else UNCHANGED
+
+    def completion(self, head: Head, body: bytes) -> dict[str, Any] | Reply | Unchanged | None:
+        """A whole reply, read: the JSON object a successful reply holds (a chat.completion, as
+        the upstream sent it), or what settles the reply without one: an error reply in the
+        client's shape (`error`), an error sent with status 200 given its own status (clients
+        would take it for a reply with no choices: OpenRouter), None for no JSON object."""
+        if head.status >= 400:
+            return self.error(head, body)
+        if not head.ok:
+            return None
+        obj = parse_json_body(body)
+        found = None if obj is None else error_object(obj)
+        if found is not None:
+            error, repair = found
+            self.repairs[Repair.error_at_status_200] += 1
+            if repair:
+                self.repairs[repair] += 1
+            return self.error_sent_as_success(error)
+        return obj if isinstance(obj, dict) else None
+
+    def error_sent_as_success(self, error: dict[str, Any]) -> Reply:
+        """An OpenAI error the upstream sent with status 200, as the client's error reply."""
+        return Reply.json(error_status(error), error)
 
     # -- what a rejection teaches ------------------------------------------------
 

@@ -22,12 +22,11 @@ from typing import Any
 
 from ...ids import new_completion_id
 from ...repairs import Repair
-from ...wire.body import parse_json_body
 from ...wire.jsonio import dump
 from ..base import Env, Exchange, Forward, Head, Reply, Request, Transducer, Unchanged
 from ..chat import ChatExchange
 from ..chat.completion import rewrite_completion
-from ..errors import error_object, error_status
+from ..errors import error_status
 from .errors import anthropic_error, error_reply, from_openai
 from .message import ReplyInfo, message_from_completion
 from .request import chat_request
@@ -56,20 +55,10 @@ class MessagesExchange(ChatExchange):
         return bridged_stream(self.options(), self.info, self.repairs, self.env.label)
 
     def whole(self, head: Head, body: bytes) -> Reply | Unchanged | None:
-        if head.status >= 400:
-            return self.error(head, body)
-        if not head.ok:
-            return None
-        obj = parse_json_body(body)
-        found = None if obj is None else error_object(obj)
-        if found is not None:
-            error, repair = found  # an error sent as a success
-            self.repairs[Repair.error_at_status_200] += 1
-            if repair:
-                self.repairs[repair] += 1
-            status = error_status(error)
-            return Reply.json(status, from_openai(error, status))
-        if not isinstance(obj, dict) or not isinstance(obj.get("choices"), list):
+        obj = self.completion(head, body)
+        if not isinstance(obj, dict) and (obj is not None or not head.ok):
+            return obj
+        if obj is None or not isinstance(obj.get("choices"), list):
             log.warning("%s: the upstream's reply is no chat completion; answering the client with an error", self.env.label)
             self.repairs[Repair.stream_not_translatable] += 1
             return Reply.json(502, anthropic_error("The upstream's reply is not a chat completion the proxy could translate."))
@@ -81,6 +70,10 @@ class MessagesExchange(ChatExchange):
 
     def error(self, head: Head, body: bytes) -> Reply | Unchanged:
         return error_reply(head, body, self.repairs)
+
+    def error_sent_as_success(self, error: dict[str, Any]) -> Reply:
+        status = error_status(error)
+        return Reply.json(status, from_openai(error, status))
 
 
 class PassedExchange(Exchange):

@@ -20,14 +20,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ...repairs import Repair
-from ...wire.body import parse_json_body
 from ...wire.jsonio import NotJSON, dump, loads
 from ..base import Env, Exchange, Forward, Head, Reply, Request, Transducer, Unchanged
 from ..chat import ChatExchange
 from ..chat.completion import rewrite_completion
 from ..chat.stream import ChatStream
-from ..errors import error_object, error_status, openai_error
+from ..errors import openai_error
 from .reply import to_response
 from .request import Bridged, BridgeError, Lookup, to_chat
 from .shapes import Shell
@@ -82,19 +80,12 @@ class ResponsesExchange(ChatExchange):
         return ChatStream(self.options(), sink)
 
     def whole(self, head: Head, body: bytes) -> Reply | Unchanged | None:
-        if head.status >= 400 or self.bridged is None:
+        if self.bridged is None:
             return self.error(head, body) if head.status >= 400 else None
-        if not head.ok:
-            return None
-        obj = parse_json_body(body)
-        found = None if obj is None else error_object(obj)
-        if found is not None:
-            error, repair = found
-            self.repairs[Repair.error_at_status_200] += 1
-            if repair:
-                self.repairs[repair] += 1
-            return Reply.json(error_status(error), error)
-        if not isinstance(obj, dict) or not isinstance(obj.get("choices"), (list, dict)):
+        obj = self.completion(head, body)
+        if not isinstance(obj, dict) and (obj is not None or not head.ok):
+            return obj
+        if obj is None or not isinstance(obj.get("choices"), (list, dict)):
             log.warning("%s: the upstream's reply is no chat completion; answering 502", self.env.label)
             return Reply.json(502, openai_error("The upstream's reply is not a chat completion.", 502))
         completion, repairs = rewrite_completion(obj, self.options())
