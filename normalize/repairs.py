@@ -54,6 +54,7 @@ class Repair(enum.StrEnum):
     tool_name_late = "tool_name_late", "{n} late tool name{s} moved to the call's first delta"
     tool_call_id_missing = "tool_call_id_missing", "{n} missing tool call id{s} generated"
     tool_call_id_repeated = "tool_call_id_repeated", "{n} repeated tool call id{s} dropped"
+    tool_call_id_reused = "tool_call_id_reused", "{n} reused tool call id{s} made unique"
     tool_call_type_missing = "tool_call_type_missing", "{n} missing tool call type{s} set to function"
     tool_arguments_not_string = "tool_arguments_not_string", "{n} tool argument object{s} turned into string{s}"
     finish_reason_never_sent = "finish_reason_never_sent", "finish chunk added"
@@ -130,7 +131,6 @@ class Repair(enum.StrEnum):
     # ... and what of the upstream's chat stream a Responses stream cannot carry.
     chat_event_foreign = "chat_event_foreign", "{n} non-chat event{s} left out of the Responses stream"
     choice_beyond_first = "choice_beyond_first", "{n} choice{s} beyond the first left out"
-    tool_call_id_reused = "tool_call_id_reused", "{n} reused tool call id{s} made unique"
 
     # -- the Messages bridge (endpoints/messages/) ----------------------------
     thinking_param_unsupported = "thinking_param_unsupported", "adaptive or disabled thinking not sent upstream"

@@ -266,6 +266,29 @@ def test_tool_call_index_reused():
     assert rules.repairs["tool_call_index_reused"] == 1
 
 
+def test_tool_call_id_reused():
+    # Two calls the upstream numbers apart (indexes 0 and 1) under one id: two calls, not
+    # one with both arguments run together; the second gets an id of its own, as
+    # clients key calls by id. A repeated id on later deltas still continues its call.
+    rules = make_rules()
+    outs = run(
+        rules,
+        tool_chunk({"index": 0, "id": "call_a", "type": "function", "function": {"name": "f", "arguments": '{"a":'}}),
+        tool_chunk({"index": 1, "id": "call_a", "type": "function", "function": {"name": "g", "arguments": "{}"}}),
+        tool_chunk({"index": 0, "function": {"arguments": "1}"}}),
+        tool_chunk({"index": 1, "id": "call_a", "function": {"arguments": " "}}),
+    )
+    calls = [c for o in outs for c in calls_of(o)]
+    assert calls == [
+        {"index": 0, "id": "call_a", "type": "function", "function": {"name": "f", "arguments": '{"a":'}},
+        {"index": 1, "id": "call_a_1", "type": "function", "function": {"name": "g", "arguments": "{}"}},
+        {"index": 0, "function": {"arguments": "1}"}},
+        {"index": 1, "function": {"arguments": " "}},
+    ]
+    assert rules.repairs["tool_call_id_reused"] == 1
+    assert rules.repairs["tool_call_id_repeated"] == 1
+
+
 def test_tool_name_repeated():
     rules = make_rules()
     first = {"index": 0, "id": "call_0", "type": "function", "function": {"name": "read_file", "arguments": ""}}

@@ -167,18 +167,6 @@ def test_parallel_tool_calls_each_an_item():
     assert [(i["call_id"], i["arguments"]) for i in got.items] == [("call_a", '{"cmd": "ls"}'), ("call_b", '{"cmd": "pwd"}')]
 
 
-def test_tool_call_id_reused():
-    # The chat rules keep one call per id; two calls the rules tell apart (by index) may
-    # still share an id (a made-up one, an upstream's counter): clients key calls by it.
-    sink = ResponsesSink(Shell({}, "m"), tool_map())
-    call = {"type": "function", "id": "call_a", "function": {"name": "exec_command", "arguments": "{}"}}
-    body = sink.chunks([{"choices": [{"index": 0, "delta": {"tool_calls": [{**call, "index": 0}, {**call, "index": 1}]}}]}])
-    body += sink.chunks([{"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}]) + sink.end()
-    ids = [i["call_id"] for i in assemble(body).items]
-    assert len(set(ids)) == 2
-    assert sink.repairs[Repair.tool_call_id_reused] == 1
-
-
 @pytest.mark.parametrize(("finish", "reason"), [("length", "max_output_tokens"), ("content_filter", "content_filter")])
 def test_finish_length_is_incomplete(finish, reason):
     got = assemble(run(nim_stream([("content", "cut sh")], finish=finish))[0])

@@ -4,7 +4,9 @@ Contract: `CallRules.tool_calls(value, state)` rewrites one delta's
 `tool_calls` for the choice whose `ChoiceState` is given: every call gets our
 index (in order of first appearance, by id, else by the upstream's index), and
 a call's id, type and name go in its first delta only, as OpenAI sends them (a
-name repeated in every delta would be concatenated by `+=` accumulators).
+name repeated in every delta would be concatenated by `+=` accumulators). An
+id already given to a call at another upstream index starts a new call, under
+an id made unique (clients key calls by id: two calls must not share one).
 `LateNames` holds the chunks of a call opened with an empty name until the
 name comes (vLLM), then moves the name into the call's first delta.
 """
@@ -31,6 +33,8 @@ class ChoiceState:
     call_by_id: dict[str, int] = field(default_factory=dict)
     call_by_upstream_index: dict[int, int] = field(default_factory=dict)
     calls_sent: list[dict[str, str]] = field(default_factory=list)
+    # Per call of ours: the id and the index the upstream opened it with.
+    calls_upstream: list[tuple[str | None, int | None]] = field(default_factory=list)
     # Reasoning (think.py): where the content is, for `split`; whether folded reasoning is open, for `fold`.
     think: ThinkState | None = None
     fold: int = 0
@@ -61,10 +65,12 @@ class CallRules(FieldRules):
             if not (isinstance(call_id, str) and call_id):
                 self.note(Repair.tool_call_id_missing)
                 call_id = self.options.make_call_id()
+            elif state.call_by_id.get(call_id) != index:
+                call_id = self.tool_call_id_reused(call_id, index, state)
             out["id"] = sent["id"] = call_id
             out["type"] = sent["type"] = self.tool_call_type_missing(call_type)
         else:
-            if call_id is not None and call_id in ("", sent.get("id")):
+            if call_id is not None and call_id in ("", sent.get("id"), state.calls_upstream[index][0]):
                 self.note(Repair.tool_call_id_repeated)  # TGI: "id":"" on every delta
             elif call_id is not None:
                 out["id"] = call_id
@@ -82,34 +88,52 @@ class CallRules(FieldRules):
         call_id = call.get("id")
         upstream_index = call.get("index") if is_int(call.get("index")) else None
         if isinstance(call_id, str) and call_id:
+            at_index = None if upstream_index is None else state.call_by_upstream_index.get(upstream_index)
+            if at_index is not None and state.calls_upstream[at_index][0] == call_id:
+                return at_index, False  # its id again (TGI sends it on every delta)
             index = state.call_by_id.get(call_id)
-            new = index is None
+            if index is not None and upstream_index in (None, state.calls_upstream[index][1]):
+                if upstream_index is not None:
+                    state.call_by_upstream_index[upstream_index] = index
+                return index, False
             if index is None:
-                index = state.call_by_id[call_id] = self.new_tool_call(state)
-                if upstream_index is not None and upstream_index in state.call_by_upstream_index:
-                    self.note(Repair.tool_call_index_reused)
-                elif upstream_index is None:
-                    self.note(Repair.tool_call_index_missing)
-            if upstream_index is not None:
-                state.call_by_upstream_index[upstream_index] = index
-            return index, new
+                state.call_by_id[call_id] = len(state.calls_sent)
+            # else: the id is another call's, opened at another upstream index: a new call
+            index = self.new_tool_call(state, call_id, upstream_index)
+            if at_index is not None:
+                self.note(Repair.tool_call_index_reused)
+            elif upstream_index is None:
+                self.note(Repair.tool_call_index_missing)
+            return index, True
         if upstream_index is not None:
             index = state.call_by_upstream_index.get(upstream_index)
             if index is None:
-                index = state.call_by_upstream_index[upstream_index] = self.new_tool_call(state)
-                return index, True
+                return self.new_tool_call(state, None, upstream_index), True
             return index, False
         self.note(Repair.tool_call_index_missing)
         function = call.get("function")
         named = isinstance(function, dict) and bool(function.get("name"))
         if named or not state.calls_sent:
-            return self.new_tool_call(state), True
+            return self.new_tool_call(state, None, None), True
         return len(state.calls_sent) - 1, False
 
     @staticmethod
-    def new_tool_call(state: ChoiceState) -> int:
+    def new_tool_call(state: ChoiceState, call_id: str | None, upstream_index: int | None) -> int:
+        index = len(state.calls_sent)
         state.calls_sent.append({})
-        return len(state.calls_sent) - 1
+        state.calls_upstream.append((call_id, upstream_index))
+        if upstream_index is not None:
+            state.call_by_upstream_index[upstream_index] = index
+        return index
+
+    def tool_call_id_reused(self, call_id: str, index: int, state: ChoiceState) -> str:
+        """Two calls the upstream gave one id (at different indexes): the second gets its own,
+        as clients key calls by id (openai-python refuses two alike, a Responses client
+        keeps one)."""
+        self.note(Repair.tool_call_id_reused)
+        taken = {sent.get("id") for sent in state.calls_sent} | state.call_by_id.keys()
+        unique = f"{call_id}_{index}"
+        return unique if unique not in taken else self.options.make_call_id()
 
     def tool_function(self, function: dict[str, Any], sent: dict[str, str], new: bool) -> dict[str, Any]:
         out: dict[str, Any] = {}

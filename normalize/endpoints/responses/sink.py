@@ -67,7 +67,6 @@ class ResponsesSink:
         self._items: list[Item] = []
         self._open: Item | None = None  # the text item deltas go to
         self._calls: dict[int, Item] = {}  # open tool calls by chat index
-        self._call_ids: set[str] = set()
         self._finish: str | None = None
         self._usage: Any = None
         self._dropped = 0  # bytes of a stream given up on, not sent
@@ -285,11 +284,6 @@ class ResponsesSink:
         tool = self.tools.tool(text_or(function.get("name")))
         item = self._new(CUSTOM_CALL if tool.kind == CUSTOM else FUNCTION_CALL)
         call_id = text_or(call.get("id")) or "call_" + item.id[3:27]
-        if call_id in self._call_ids:
-            # Clients key calls by call_id (openai-python refuses two): one per call.
-            self.repairs[Repair.tool_call_id_reused] += 1
-            call_id = f"{call_id}_{item.index}"
-        self._call_ids.add(call_id)
         item.call_id, item.name, item.namespace = call_id, tool.name, tool.namespace
         if tool.kind == CUSTOM:
             item.reader = InputReader()
