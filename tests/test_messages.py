@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from normalize.endpoints import ROUTES, route
 from normalize.endpoints.base import Env, Head, Reply, Request, Shared
-from normalize.endpoints.messages import COUNT_TOKENS, MESSAGES, PassedExchange, chat_path
+from normalize.endpoints.messages import COUNT_TOKENS, MESSAGES, PassedExchange
 from normalize.endpoints.messages.errors import error_type
 from normalize.endpoints.messages.models import anthropic_shape
 from normalize.endpoints.messages.request import chat_request
@@ -345,7 +345,7 @@ def test_chat_request_rules_apply_to_bridged_requests():
     ],
 )
 def test_chat_path(path, query, expected):
-    assert chat_path(Request("POST", path, query)) == expected
+    assert MESSAGES.open(request({"model": "m", "messages": []}, path, query), ENV).forward.path == expected
 
 
 def test_routes():
@@ -514,7 +514,10 @@ def test_any_whole_reply_translates_without_failing(choices, usage, message):
     completion = {"id": "c", "choices": choices if isinstance(choices, list) else [{"index": 0, "message": message, "finish_reason": choices}], "usage": usage}
     reply = opened().whole(Head(200, "application/json", "POST"), json.dumps(completion).encode())
     assert isinstance(reply, Reply)
-    Message.model_validate(json.loads(reply.body))
+    if reply.status == 502:  # no choice to translate: an error, not an empty answer
+        assert json.loads(reply.body)["error"]["type"] == "api_error"
+    else:
+        Message.model_validate(json.loads(reply.body))
 
 
 def test_whole_reply_stop_sequence():
@@ -523,6 +526,16 @@ def test_whole_reply_stop_sequence():
     completion["choices"][0]["message"]["tool_calls"] = None
     message = json.loads(opened().whole(Head(200, "application/json", "POST"), json.dumps(completion).encode()).body)
     assert (message["stop_reason"], message["stop_sequence"]) == ("stop_sequence", "END")
+
+
+def test_choices_missing_or_object():
+    # A whole reply whose choices is one object: the chat core makes it a list, and the
+    # bridge translates it (not a 502).
+    completion = {**NIM_COMPLETION, "choices": NIM_COMPLETION["choices"][0]}
+    exchange = opened()
+    reply = exchange.whole(Head(200, "application/json", "POST"), json.dumps(completion).encode())
+    assert reply.status == 200 and json.loads(reply.body)["content"][1] == {"type": "text", "text": "Checking."}
+    assert exchange.repairs["choices_missing_or_object"] == 1
 
 
 def test_whole_reply_that_is_no_completion():
@@ -550,7 +563,7 @@ def test_error_sent_with_status_200():
             "invalid_request_error",
             "Inference error",
         ),
-        (401, b'{"error":{"message":"Failed to validate model spec: Unknown parameter: function.strict","type":"invalid_request_error","param":"function.strict","code":"invalid_value"}}', "application/json", "authentication_error", "Failed to validate model spec: Unknown parameter: function.strict"),
+        (401, b'{"error":{"message":"Invalid API key","type":"invalid_request_error","param":null,"code":null}}', "application/json", "authentication_error", "Invalid API key"),
         (404, b'{"status":404,"title":"Not Found","detail":"Function \'23d4\': Not found for account \'x\'"}', "application/json", "not_found_error", "Function '23d4': Not found for account 'x'"),
         (400, b'{"message":"Validation: Unsupported parameter(s): reasoning_budget","type":"Bad Request","code":400}', "application/json", "invalid_request_error", "Validation: Unsupported parameter(s): reasoning_budget"),
         (500, b"<html><body><h1>500 Internal Server Error</h1></body></html>", "text/html", "api_error", "500 Internal Server Error"),
@@ -564,6 +577,43 @@ def test_error_not_anthropic(status, body, content_type, kind, message):
     assert reply.status == status
     assert json.loads(reply.body) == {"type": "error", "error": {"type": kind, "message": message}}
     assert exchange.repairs["error_not_anthropic"] == 1
+
+
+def test_validation_error_as_401():
+    # NIM answers a request it failed to validate with 401 (charmbracelet/crush #2472): the
+    # chat core's status fix holds for the bridge, so Claude Code is not told its key is bad.
+    body = b'{"error":{"message":"Failed to validate model spec: Unknown parameter: function.strict","type":"invalid_request_error","param":"function.strict","code":"invalid_value"}}'
+    exchange = opened()
+    reply = exchange.whole(Head(401, "application/json", "POST"), body)
+    assert reply.status == 400
+    assert json.loads(reply.body)["error"]["type"] == "invalid_request_error"
+    assert exchange.repairs["validation_error_as_401"] == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type", "fixed", "kind"),
+    [
+        (500, b'{"error":{"message":"ResourceExhausted: worker limit","type":"server_error"}}', "application/json", 429, "rate_limit_error"),
+        (404, b'{"type":"about:blank","title":"Not Found","status":404,"detail":"model gone"}', "application/problem+json", 404, "not_found_error"),
+        (400, b'{"error":{"message":"DEGRADED function cannot be invoked","type":"invalid_request_error"}}', "application/json", 503, "overloaded_error"),
+    ],
+)
+def test_nim_error_statuses_reach_anthropic_clients(status, body, content_type, fixed, kind):
+    reply = opened().whole(Head(status, content_type, "POST"), body)
+    assert (reply.status, json.loads(reply.body)["error"]["type"]) == (fixed, kind)
+
+
+def test_param_rejected_is_learned_and_retried():
+    # What a rejection teaches the chat core holds for bridged requests too: the parameter
+    # is dropped from then on, and the one rejected request is retried without it.
+    env = Env(Settings(), PROFILES["nim"], "POST integrate.api.nvidia.com/v1/messages", Shared(), "integrate.api.nvidia.com")
+    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "top_k": 3}
+    exchange = MESSAGES.open(request(body), env)
+    problem = {"type": "about:blank", "title": "Bad Request", "status": 400, "detail": "Validation: Unsupported parameter(s): top_k"}
+    reply = exchange.whole(Head(400, "application/problem+json", "POST"), json.dumps(problem).encode())
+    assert reply.status == 400 and "drop `top_k`" in json.loads(reply.body)["error"]["message"]
+    assert "top_k" not in json.loads(exchange.retry.body)
+    assert "top_k" not in json.loads(MESSAGES.open(request(body), env).forward.body)
 
 
 def test_error_types_by_status():

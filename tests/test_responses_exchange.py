@@ -8,7 +8,7 @@ import pytest
 
 from normalize.endpoints import route
 from normalize.endpoints.base import UNCHANGED, Env, Head, Reply, Request, Shared
-from normalize.endpoints.responses.exchange import ResponsesExchange
+from normalize.endpoints.responses.exchange import RESPONSES, ResponsesExchange
 from normalize.endpoints.responses.store import ResponseStore, key_scope
 from normalize.profiles import PROFILES, profile_for
 from normalize.repairs import Repair
@@ -74,7 +74,7 @@ def test_prefix_and_query_are_kept():
     exchange = open_("POST", "/openai/v1/responses/", {"input": "x"})
     assert exchange.forward.path == "/openai/v1/chat/completions"
     request = Request("POST", "/v1/responses", "api-version=1", headers=KEY, body=b'{"input":"x"}')
-    assert ResponsesExchange(env(), request, {"input": "x"}).forward.path == "/v1/chat/completions?api-version=1"
+    assert RESPONSES.open(request, env()).forward.path == "/v1/chat/completions?api-version=1"
 
 
 def test_body_that_is_no_object_is_answered_400():

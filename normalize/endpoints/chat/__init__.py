@@ -31,6 +31,7 @@ from .completion import rewrite_completion
 from .options import Options
 from .rejected import TOOL_FUNCTION, rejected_params, token_limit
 from .request import rewrite_request
+from .sink import ChunkSink
 from .stream import ChatStream
 from .think import FOLD, SPLIT, unfold_history
 from .validation import TOKEN_KEYS, Fit, fit_request, is_int, with_max_tokens, without
@@ -108,17 +109,38 @@ class ChatExchange(Exchange):
                 return None
             log.info("%s: stream sent as %r; answering as text/event-stream", self.env.label, head.content_type or "no content-type")
             self.repairs[Repair.stream_sent_as_json] += 1
-        return ChatStream(self.options())
+        return ChatStream(self.options(), self.sink())
 
     def whole(self, head: Head, body: bytes) -> Reply | Unchanged | None:
         obj = self.completion(head, body)
+        if obj is None and head.ok:
+            return self.no_completion()
         if not isinstance(obj, dict):
             return obj
         out, repairs = rewrite_completion(obj, self.options())
         if body[:1].isspace() or body.startswith(b"data:"):
             repairs[Repair.body_not_bare_json] += 1  # DeepSeek's blank lines under load, NIM's data:
         self.repairs.update(repairs)
-        return Reply.json(head.status, out) if out != obj or repairs else UNCHANGED
+        return self.translate(head, obj, out, bool(repairs))
+
+    # -- what a bridge's exchange changes (responses/, messages/) ------------------------
+
+    def sink(self) -> ChunkSink | None:
+        """Where a streamed reply's repaired chunks go: None for OpenAI's chat stream."""
+        return None
+
+    def translate(self, head: Head, original: dict[str, Any], completion: dict[str, Any], repaired: bool) -> Reply | Unchanged:
+        """The reply for a whole chat.completion (`original`, as the upstream sent it, and as
+        repaired): OpenAI's, sent only when something changed."""
+        return Reply.json(head.status, completion) if repaired or completion != original else UNCHANGED
+
+    def no_completion(self) -> Reply | Unchanged | None:
+        """The reply for a success whose body is no JSON object: passed as it came."""
+        return None
+
+    def error_envelope(self, status: int, error: dict[str, Any], changed: bool) -> Reply | Unchanged:
+        """The reply for an OpenAI error (`changed`: it is not the body the upstream sent)."""
+        return Reply.json(status, error) if changed else UNCHANGED
 
     def completion(self, head: Head, body: bytes) -> dict[str, Any] | Reply | Unchanged | None:
         """A whole reply, read: the JSON object a successful reply holds (a chat.completion, as
@@ -139,9 +161,9 @@ class ChatExchange(Exchange):
             return self.error_sent_as_success(error)
         return obj if isinstance(obj, dict) else None
 
-    def error_sent_as_success(self, error: dict[str, Any]) -> Reply:
+    def error_sent_as_success(self, error: dict[str, Any]) -> Reply | Unchanged:
         """An OpenAI error the upstream sent with status 200, as the client's error reply."""
-        return Reply.json(error_status(error), error)
+        return self.error_envelope(error_status(error), error, True)
 
     # -- what a rejection teaches ------------------------------------------------
 
@@ -158,10 +180,8 @@ class ChatExchange(Exchange):
             self.retry = Forward(body=dump(retry))
             self.sent_next = retry
             self.error_repairs = repairs
-        if not repairs and not note:
-            return UNCHANGED
         self.repairs.update(repairs)
-        return Reply.json(status, error)
+        return self.error_envelope(status, error, bool(repairs or note))
 
     def learn(self, status: int, message: str) -> tuple[str, dict[str, Any] | None]:
         """What the profile lets this rejection teach: a note for the client, and the repaired body."""

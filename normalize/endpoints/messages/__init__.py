@@ -23,56 +23,50 @@ from typing import Any
 from ...ids import new_completion_id
 from ...repairs import Repair
 from ...wire.jsonio import dump
-from ..base import Env, Exchange, Forward, Head, Reply, Request, Transducer, Unchanged
-from ..chat import ChatExchange
-from ..chat.completion import rewrite_completion
-from ..errors import error_status
-from .errors import anthropic_error, error_reply, from_openai
+from ..base import Env, Exchange, Forward, Head, Reply, Request, Unchanged
+from ..bridge.exchange import BridgeExchange, chat_path
+from .errors import anthropic_error, from_openai
 from .message import ReplyInfo, message_from_completion
 from .request import chat_request
-from .sink import bridged_stream
+from .sink import MessagesSink
 from .tokens import estimate_input_tokens
 
 log = logging.getLogger(__name__)
 
 VERB = "bridged messages -> chat"
+COUNT_TOKENS_VERB = "answered messages count_tokens"
 
 
-class MessagesExchange(ChatExchange):
+class MessagesExchange(BridgeExchange):
     verb = VERB
 
-    def __init__(self, env: Env) -> None:
+    def __init__(self, env: Env, request: Request, body: dict[str, Any]) -> None:
         super().__init__(env)
-        self.info = ReplyInfo(model="", input_tokens=0, stop_sequences=(), make_id=new_completion_id)
+        bridged = chat_request(body)
+        self.repairs.update(bridged.repairs)
+        if bridged.left_out:
+            log.info("%s: not sent upstream, as chat has no place for them: %s", env.label, ", ".join(bridged.left_out))
+        chat = self.read_request(bridged.body)
+        stops = body.get("stop_sequences")
+        self.info = ReplyInfo(
+            model=body["model"] if isinstance(body.get("model"), str) else self.model or "",
+            input_tokens=estimate_input_tokens(body),
+            stop_sequences=tuple(s for s in stops if isinstance(s, str)) if isinstance(stops, list) else (),
+            make_id=new_completion_id,
+        )
+        headers, drop = upstream_headers(request, self)
+        self.forward = Forward(body=dump(chat), path=chat_path(request, drop=("beta",)), set_headers=headers, drop_headers=drop)
 
-    def stream(self, head: Head) -> Transducer | None:
-        if not head.ok:
-            return None  # errors are whole bodies
-        if not head.event_stream:
-            if not self.stream_requested:
-                return None
-            self.repairs[Repair.stream_sent_as_json] += 1
-        return bridged_stream(self.options(), self.info, self.repairs, self.env.label)
+    def sink(self) -> MessagesSink:
+        return MessagesSink(self.info, self.repairs, self.env.label)
 
-    def whole(self, head: Head, body: bytes) -> Reply | Unchanged | None:
-        obj = self.completion(head, body)
-        if not isinstance(obj, dict) and (obj is not None or not head.ok):
-            return obj
-        if obj is None or not isinstance(obj.get("choices"), list):
-            log.warning("%s: the upstream's reply is no chat completion; answering the client with an error", self.env.label)
-            self.repairs[Repair.stream_not_translatable] += 1
-            return Reply.json(502, anthropic_error("The upstream's reply is not a chat completion the proxy could translate."))
-        completion, repairs = rewrite_completion(obj, self.options())
-        self.repairs.update(repairs)
+    def reply_of(self, completion: dict[str, Any]) -> dict[str, Any]:
         message, repairs = message_from_completion(completion, self.info)
         self.repairs.update(repairs)
-        return Reply.json(head.status, message)
+        return message
 
-    def error(self, head: Head, body: bytes) -> Reply | Unchanged:
-        return error_reply(head, body, self.repairs)
-
-    def error_sent_as_success(self, error: dict[str, Any]) -> Reply:
-        status = error_status(error)
+    def error_envelope(self, status: int, error: dict[str, Any], changed: bool) -> Reply:
+        self.repairs[Repair.error_not_anthropic] += 1
         return Reply.json(status, from_openai(error, status))
 
 
@@ -85,9 +79,9 @@ class PassedExchange(Exchange):
         return None
 
 
-def messages_body(exchange: Exchange, request: Request) -> dict[str, Any] | None:
-    """The request's body when it is a Messages request; else None, and the exchange
-    answers with Anthropic's error."""
+def messages_body(request: Request, env: Env, verb: str) -> dict[str, Any] | Exchange:
+    """The body of a Messages request; for anything else, an exchange that answers with
+    Anthropic's error (without asking the upstream)."""
     body = request.json()
     if request.body is None:
         status, error = 413, anthropic_error(f"The request body was not read: {request.problem}.", "request_too_large")
@@ -98,9 +92,11 @@ def messages_body(exchange: Exchange, request: Request) -> dict[str, Any] | None
         )
     else:
         return body
+    exchange = Exchange(env)
+    exchange.verb = verb
     exchange.repairs[Repair.request_not_bridgeable] += 1
     exchange.answer = Reply.json(status, error)
-    return None
+    return exchange
 
 
 class Messages:
@@ -109,32 +105,8 @@ class Messages:
     def open(self, request: Request, env: Env) -> Exchange:
         if env.settings.messages != "bridge":
             return PassedExchange(env)
-        exchange = MessagesExchange(env)
-        body = messages_body(exchange, request)
-        if body is None:
-            return exchange
-        bridged = chat_request(body)
-        exchange.repairs.update(bridged.repairs)
-        if bridged.left_out:
-            log.info("%s: not sent upstream, as chat has no place for them: %s", env.label, ", ".join(bridged.left_out))
-        chat = exchange.read_request(bridged.body)
-        stops = body.get("stop_sequences")
-        exchange.info = ReplyInfo(
-            model=body["model"] if isinstance(body.get("model"), str) else exchange.model or "",
-            input_tokens=estimate_input_tokens(body),
-            stop_sequences=tuple(s for s in stops if isinstance(s, str)) if isinstance(stops, list) else (),
-            make_id=new_completion_id,
-        )
-        headers, drop = upstream_headers(request, exchange)
-        exchange.forward = Forward(body=dump(chat), path=chat_path(request), set_headers=headers, drop_headers=drop)
-        return exchange
-
-
-def chat_path(request: Request) -> str:
-    """`…/v1/messages?beta=true&x=1` -> `…/v1/chat/completions?x=1`."""
-    path = request.path.removesuffix("/").removesuffix("messages") + "chat/completions"
-    query = "&".join(part for part in request.query.split("&") if part and part.partition("=")[0] != "beta")
-    return path + ("?" + query if query else "")
+        body = messages_body(request, env, VERB)
+        return body if isinstance(body, Exchange) else MessagesExchange(env, request, body)
 
 
 def upstream_headers(request: Request, exchange: Exchange) -> tuple[dict[str, str], tuple[str, ...]]:
@@ -149,24 +121,19 @@ def upstream_headers(request: Request, exchange: Exchange) -> tuple[dict[str, st
     return {}, drop
 
 
-class CountTokensExchange(Exchange):
-    verb = "answered messages count_tokens"
-
-    def error(self, head: Head, body: bytes) -> Reply | Unchanged:
-        return error_reply(head, body, self.repairs)
-
-
 class CountTokens:
     name = "messages_count_tokens"
 
     def open(self, request: Request, env: Env) -> Exchange:
         if env.settings.messages != "bridge":
             return PassedExchange(env)
-        exchange = CountTokensExchange(env)
-        body = messages_body(exchange, request)
-        if body is not None:
-            exchange.repairs[Repair.count_tokens_unsupported] += 1
-            exchange.answer = Reply.json(200, {"input_tokens": estimate_input_tokens(body)})
+        body = messages_body(request, env, COUNT_TOKENS_VERB)
+        if isinstance(body, Exchange):
+            return body
+        exchange = Exchange(env)
+        exchange.verb = COUNT_TOKENS_VERB
+        exchange.repairs[Repair.count_tokens_unsupported] += 1
+        exchange.answer = Reply.json(200, {"input_tokens": estimate_input_tokens(body)})
         return exchange
 
 

@@ -21,10 +21,8 @@ import logging
 from typing import Any
 
 from ...wire.jsonio import NotJSON, dump, loads
-from ..base import Env, Exchange, Forward, Head, Reply, Request, Transducer, Unchanged
-from ..chat import ChatExchange
-from ..chat.completion import rewrite_completion
-from ..chat.stream import ChatStream
+from ..base import Env, Exchange, Forward, Reply, Request
+from ..bridge.exchange import BridgeExchange, chat_path
 from ..errors import openai_error
 from .reply import to_response
 from .request import Bridged, BridgeError, Lookup, to_chat
@@ -52,50 +50,32 @@ def bridge(body: dict[str, Any], env: Env, scope: str) -> Bridged:
     return to_chat(body, lookup(env, scope), label=env.label)
 
 
-class ResponsesExchange(ChatExchange):
+class ResponsesExchange(BridgeExchange):
     verb = "bridged responses -> chat"
 
-    def __init__(self, env: Env, request: Request, body: dict[str, Any]) -> None:
+    def __init__(self, env: Env, request: Request, body: dict[str, Any], bridged: Bridged) -> None:
         super().__init__(env)
         self.scope = key_scope(request.headers)
         self.keep = body.get("store") is not False
         model = body.get("model")
         self.shell = Shell(body, model if isinstance(model, str) else "")
-        self.bridged: Bridged | None = None
-        try:
-            self.bridged = bridge(body, env, self.scope)
-        except BridgeError as e:
-            log.info("%s: answered %d: %s", env.label, e.status, e.error["error"]["message"])
-            self.answer = Reply.json(e.status, e.error)
-            return
-        self.repairs.update(self.bridged.repairs)
-        chat = self.read_request(self.bridged.chat)
+        self.bridged = bridged
+        self.repairs.update(bridged.repairs)
+        chat = self.read_request(bridged.chat)
         self.forward = Forward(body=dump(chat), path=chat_path(request))
 
-    def stream(self, head: Head) -> Transducer | None:
-        if not head.ok or self.bridged is None or not (head.event_stream or self.stream_requested):
-            return None
+    def sink(self) -> ResponsesSink:
         sink = ResponsesSink(self.shell, self.bridged.tools, on_end=self._keep, label=self.env.label)
         sink.repairs = self.repairs  # the sink's repairs are the exchange's
-        return ChatStream(self.options(), sink)
+        return sink
 
-    def whole(self, head: Head, body: bytes) -> Reply | Unchanged | None:
-        if self.bridged is None:
-            return self.error(head, body) if head.status >= 400 else None
-        obj = self.completion(head, body)
-        if not isinstance(obj, dict) and (obj is not None or not head.ok):
-            return obj
-        if obj is None or not isinstance(obj.get("choices"), (list, dict)):
-            log.warning("%s: the upstream's reply is no chat completion; answering 502", self.env.label)
-            return Reply.json(502, openai_error("The upstream's reply is not a chat completion.", 502))
-        completion, repairs = rewrite_completion(obj, self.options())
-        self.repairs.update(repairs)
+    def reply_of(self, completion: dict[str, Any]) -> dict[str, Any]:
         response = to_response(completion, self.shell, self.bridged.tools)
         self._keep(dump(response))
-        return Reply.json(head.status, response)
+        return response
 
     def _keep(self, response_json: bytes) -> None:
-        if not self.keep or self.bridged is None:
+        if not self.keep:
             return
         try:
             response = loads(response_json)
@@ -105,13 +85,6 @@ class ResponsesExchange(ChatExchange):
         output = response.get("output") if isinstance(response.get("output"), list) else []
         if not store.put(self.scope, response, self.bridged.context + output) and store.max_bytes:
             log.info("%s: response %s is larger than normalize_responses_store_bytes; not kept", self.env.label, response.get("id"))
-
-
-def chat_path(request: Request) -> str:
-    """`/v1/responses` -> `/v1/chat/completions`: the same prefix, the query kept."""
-    path = request.path.rstrip("/")
-    path = path[: -len("responses")] + "chat/completions"
-    return f"{path}?{request.query}" if request.query else path
 
 
 class Responses:
@@ -127,7 +100,15 @@ class Responses:
             exchange = Exchange(env)
             exchange.answer = Reply.json(400, openai_error("We could not parse the JSON body of your request.", 400))
             return exchange
-        return ResponsesExchange(env, request, body)
+        try:
+            bridged = bridge(body, env, key_scope(request.headers))
+        except BridgeError as e:
+            log.info("%s: answered %d: %s", env.label, e.status, e.error["error"]["message"])
+            exchange = Exchange(env)
+            exchange.verb = ResponsesExchange.verb
+            exchange.answer = Reply.json(e.status, e.error)
+            return exchange
+        return ResponsesExchange(env, request, body, bridged)
 
 
 class StoredResponses:
