@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from normalize.endpoints.errors import error_body, error_object, error_reply, stream_error_line
+from normalize.endpoints.errors import error_body, error_object, error_reply, error_status, stream_error_line
 
 
 def stream_error(obj):
@@ -410,3 +410,21 @@ def test_stream_error_any_json(obj):
     if out is not None:
         assert_openai_error(out)
     assert_openai_error(stream_error_line(json.dumps(obj).encode()))
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        ({"error": {"message": "m", "code": 429}}, 429),
+        ({"error": {"message": "m", "code": "503"}}, 503),
+        ({"error": {"message": "m", "type": "requests", "code": None}}, 429),
+        ({"error": {"message": "m", "type": "invalid_request_error"}}, 400),
+        ({"error": {"message": "m", "type": "authentication_error", "code": "invalid_api_key"}}, 401),
+        ({"error": {"message": "m", "type": "server_error"}}, 502),
+        ({"error": {"message": "m", "code": 200}}, 502),
+        ({"error": "m"}, 502),
+    ],
+)
+def test_error_status(error, status):
+    # What an error without an HTTP status (sent with 200, or inside a stream) says its status is.
+    assert error_status(error) == status

@@ -185,6 +185,23 @@ def test_error_inside_stream_is_response_failed(caplog):
     assert got.response["status"] == "failed"
 
 
+@pytest.mark.parametrize(
+    ("event", "code"),
+    [
+        # vLLM's wording: Codex compacts the conversation on context_length_exceeded.
+        (b'data: {"error":{"message":"This model\'s maximum context length is 8192 tokens. However, you requested 9000 tokens (8000 in the messages, 1000 in the completion).","type":"BadRequestError","code":400}}\n\n', "context_length_exceeded"),
+        # llama.cpp's, on an error: line at HTTP 200
+        (b'error: {"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error"}\n\n', "context_length_exceeded"),
+        (b'data: {"error":{"message":"slow down","type":"rate_limit_error"}}\n\n', "rate_limit_exceeded"),
+        (b'data: {"error":{"message":"busy","code":"503"}}\n\n', "server_error"),
+        (b'data: {"error":{"message":"no credit","type":"insufficient_quota","code":"insufficient_quota"}}\n\n', "insufficient_quota"),
+    ],
+)
+def test_response_failed_code(event, code):
+    got = assemble(run([*nim_stream([("content", "Hel")], finish=None, done=False), event])[0])
+    assert got.terminal == "response.failed" and got.error["code"] == code
+
+
 def test_problem_json_before_any_chunk_is_response_failed():
     got = assemble(run([b"data:" + compact(NIM_422_PROBLEM) + b"\n\n"])[0])
     assert got.terminal == "response.failed"

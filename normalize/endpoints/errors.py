@@ -7,7 +7,7 @@ it then comes back as it was). `error_object(obj)` does the same for a JSON
 value (met inside a stream, or sent with status 200) and gives None when that
 value is not an error; `stream_error_line(payload)` reads the JSON llama.cpp
 writes after `error:`; `error_status(error)` is the HTTP status an error sent
-with 200 should have had. Pure and total: any bytes in, an OpenAI error out,
+with 200, or inside a stream, should have had. Pure and total: any bytes in, an OpenAI error out,
 nothing raised, in time linear in the body.
 
 `error_reply(status, body, content_type)` is what an exchange sends: the
@@ -273,10 +273,31 @@ def dumps(obj: Any) -> str:
     return dump(obj).decode("utf-8")
 
 
+# Error types (OpenAI's, and those of servers that copy its shape) that say what status they are.
+STATUS_OF_TYPE = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "requests": 429,
+    "tokens": 429,
+    "rate_limit_error": 429,
+    "rate_limit_exceeded": 429,
+    "insufficient_quota": 429,
+    "overloaded_error": 503,
+}
+
+
 def error_status(error: dict[str, Any]) -> int:
-    """The status for an error the upstream sent as a success: its own code when that is
-    an HTTP error status, else 502 (the upstream failed)."""
-    code = error.get("error", {}).get("code")
+    """The status of an OpenAI error that came without one (sent with status 200, or inside
+    a stream): its own code when that is an HTTP error status, else what its type says,
+    else 502 (the upstream failed). Every bridge derives its client's error type from it."""
+    inner = error.get("error")
+    inner = inner if isinstance(inner, dict) else {}
+    code = inner.get("code")
     if isinstance(code, str) and code.isdigit():
         code = int(code)
-    return code if http_error_status(code) else 502
+    if isinstance(code, int) and http_error_status(code):
+        return code
+    kind = inner.get("type")
+    return STATUS_OF_TYPE.get(kind, 502) if isinstance(kind, str) else 502

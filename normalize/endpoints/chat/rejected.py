@@ -6,7 +6,8 @@ message says the upstream does not accept, as paths (`prompt_cache_key`, or
 named, without repeats; parameters whose removal would change what was asked
 (`PROTECTED`) and nested paths other than a tool function's keys are left
 out. `token_limit(message)` reads a rejected `max_tokens`: the model's cap
-for it, or its context length and the prompt's tokens. Both read the
+for it, or its context length and the prompt's tokens; `context_exceeded`
+says whether the request did not fit the model's context. All read the
 message of the error once it is OpenAI's shape (errors.py), so each
 upstream's wording is one pattern here, whatever its body looked like.
 Pure, linear in the message (which errors.py caps at MAX_MESSAGE for text
@@ -127,3 +128,13 @@ def token_limit(message: str) -> TokenLimit | None:
     if match := _CAP.search(text):
         return TokenLimit(cap=int(match.group(1) or match.group(2)))
     return None
+
+
+# llama.cpp's server: "the request exceeds the available context size, try increasing it".
+_CONTEXT_SIZE = re.compile(r"exceeds the available context size")
+
+
+def context_exceeded(message: str) -> bool:
+    """The message says the request does not fit the model's context (not a cap on max_tokens)."""
+    limit = token_limit(message)
+    return (limit is not None and limit.context is not None) or _CONTEXT_SIZE.search(message[:MAX_READ]) is not None

@@ -6,7 +6,8 @@ HTTP error body and as the data of an `event: error` inside a stream.
 `from_openai(error, status)` turns an OpenAI `{"error": {...}}` (what
 `endpoints.errors` makes of any upstream's error shape) into that envelope,
 keeping the message; the type comes from the HTTP status when there is one
-(`error_type`), else from the OpenAI type. `error_reply(head, body, repairs)`
+(`error_type`), else from the status the error itself says (its code or
+type: `endpoints.errors.error_status`). `error_reply(head, body, repairs)`
 is the reply for any upstream error body, in that envelope, status kept.
 Pure and total.
 
@@ -24,7 +25,7 @@ from typing import Any
 
 from ...repairs import Repair
 from ..base import Head, Reply
-from ..errors import error_body, http_error_status
+from ..errors import error_body, error_status
 
 _BY_STATUS = {
     401: "authentication_error",
@@ -34,19 +35,6 @@ _BY_STATUS = {
     429: "rate_limit_error",
     503: "overloaded_error",
     529: "overloaded_error",
-}
-# OpenAI (and OpenAI-compatible servers') error types, for errors that come without a status.
-_BY_OPENAI_TYPE = {
-    "invalid_request_error": "invalid_request_error",
-    "authentication_error": "authentication_error",
-    "permission_error": "permission_error",
-    "not_found_error": "not_found_error",
-    "requests": "rate_limit_error",
-    "tokens": "rate_limit_error",
-    "rate_limit_error": "rate_limit_error",
-    "rate_limit_exceeded": "rate_limit_error",
-    "insufficient_quota": "rate_limit_error",
-    "overloaded_error": "overloaded_error",
 }
 
 
@@ -64,22 +52,14 @@ def error_type(status: int | None) -> str:
 
 
 def from_openai(error: dict[str, Any], status: int | None = None) -> dict[str, Any]:
-    """Anthropic's envelope for an OpenAI-shaped `{"error": {...}}`, message kept."""
+    """Anthropic's envelope for an OpenAI-shaped `{"error": {...}}`, message kept; the type
+    from `status`, or from the status the error says (`errors.error_status`)."""
     inner = error.get("error")
     inner = inner if isinstance(inner, dict) else {}
     message = inner.get("message")
     if not (isinstance(message, str) and message):
         message = "error"
-    if status is None:
-        code = inner.get("code")
-        if isinstance(code, str) and code.isdigit():
-            code = int(code)
-        if http_error_status(code):
-            status = code
-    if status is not None:
-        return anthropic_error(message, error_type(status))
-    kind = inner.get("type")
-    return anthropic_error(message, _BY_OPENAI_TYPE.get(kind, "api_error") if isinstance(kind, str) else "api_error")
+    return anthropic_error(message, error_type(status if status is not None else error_status(error)))
 
 
 def error_reply(head: Head, body: bytes, repairs: Counter[Repair]) -> Reply:

@@ -26,6 +26,8 @@ from typing import Any
 
 from ...ids import unix_now
 from ...wire.jsonio import dump
+from ..chat.rejected import context_exceeded
+from ..errors import error_status
 
 # Chat finish reasons that end a response as incomplete, and why (Response.incomplete_details.reason).
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
@@ -127,15 +129,22 @@ def responses_usage(usage: Any) -> dict[str, Any] | None:
 def failure(error: Mapping[str, Any]) -> dict[str, Any]:
     """A failed response's `error` ({code, message}) from OpenAI's `{"error": {...}}`.
 
-    Codex reads the code (`rate_limit_exceeded`, `context_length_exceeded`, ...);
-    an error with none is a `server_error`, as OpenAI's failed responses say."""
+    Codex acts on the code: `context_length_exceeded` makes it compact the
+    conversation, `rate_limit_exceeded` wait, anything else retry. So a message
+    that says the context was exceeded gives that code, an upstream's own code
+    (a word, not a status) is kept, and otherwise the status the error says
+    (`errors.error_status`) picks it: 429 a rate limit, anything else a
+    `server_error`, as OpenAI's failed responses say."""
     inner = error.get("error")
     inner = inner if isinstance(inner, dict) else {}
-    code = inner.get("code")
-    if not isinstance(code, str) or not code or code.isdigit():
-        code = "rate_limit_exceeded" if inner.get("type") == "requests" or str(code) == "429" else "server_error"
     message = inner.get("message")
-    return {"code": code, "message": message if isinstance(message, str) and message else "The upstream failed."}
+    message = message if isinstance(message, str) and message else "The upstream failed."
+    code = inner.get("code")
+    if context_exceeded(message):
+        code = "context_length_exceeded"
+    elif not isinstance(code, str) or not code or code.isdigit():
+        code = "rate_limit_exceeded" if error_status(dict(error)) == 429 else "server_error"
+    return {"code": code, "message": message}
 
 
 def placeholder(n: int) -> str:
