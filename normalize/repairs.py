@@ -144,6 +144,7 @@ class Repair(enum.StrEnum):
     event_not_chunk = "event_not_chunk", "{n} upstream event{s} that are no chat chunk{s} left out"
     stream_not_translatable = "stream_not_translatable", "rest of the stream not translatable: error event sent"
     stream_ended_early = "stream_ended_early", "upstream stream ended before it finished: error event sent"
+    stream_without_chunks = "stream_without_chunks", "upstream stream held no chat chunk: error event sent"
     tool_arguments_not_json = "tool_arguments_not_json", "{n} tool call{s} with arguments that are no JSON object given input {}"
     count_tokens_unsupported = "count_tokens_unsupported", "input tokens estimated by the proxy"
     models_not_anthropic = "models_not_anthropic", "model list sent in Anthropic's shape"

@@ -170,8 +170,8 @@ def test_no_buffering():
 def test_message_start_always_has_usage():
     # free-claude-code #121: without usage in message_start Claude Code crashes on
     # `$.input_tokens`, anthropic-python on `output_tokens`. Before any usage came, and
-    # for a stream that says nothing at all.
-    for body in (NIM_STREAM, b"data: [DONE]\n\n"):
+    # for a reply with no text at all.
+    for body in (NIM_STREAM, NIM_STREAM_EVENTS[0] + b"data: [DONE]\n\n"):
         out, _, _ = run([body])
         start = parse(out)[0][1]
         assert start["message"]["usage"] == {"input_tokens": 21, "output_tokens": 0}
@@ -411,17 +411,19 @@ def test_stream_ended_early():
     assert "message_stop" not in names(out)
 
 
-def test_stream_that_ends_without_a_word_is_an_error():
-    # "API returned an empty or malformed response (HTTP 200)" (free-claude-code #917): an
-    # empty body is not a clean answer.
-    for body in (b"", b"\n\n", b": keep-alive\n\n"):
-        out, _, repairs = run([body])
-        assert names(out)[-1] == "error"
-        assert repairs["stream_ended_early"] == 1
+@pytest.mark.parametrize("body", [b"", b"\n\n", b": keep-alive\n\n", b"data: [DONE]\n\n", b'data: {"id":"x","choices":[],"usage":{"prompt_tokens":1}}\n\ndata: [DONE]\n\n'])
+def test_stream_without_chunks(body):
+    # "API returned an empty or malformed response (HTTP 200)" (free-claude-code #917): a
+    # stream that carried no chat chunk (nothing, keep-alives, only [DONE], only usage) is
+    # no answer, and must not end as one.
+    out, _, repairs = run([body])
+    assert [name for name in names(out) if name not in (":", "message_start")] == ["error"]
+    assert error_of(out)["error"]["message"] == "The upstream's stream ended without a reply."
+    assert repairs["stream_without_chunks"] == 1
 
 
-def test_stream_that_only_says_done_is_an_empty_message():
-    out, _, _ = run([b"data: [DONE]\n\n"])
+def test_stream_with_an_empty_reply_is_an_empty_message():
+    out, _, _ = run([NIM_STREAM_EVENTS[0] + b"data: [DONE]\n\n"])
     assert names(out) == ["message_start", "message_delta", "message_stop"]
     assert message(out).content == []
 

@@ -236,10 +236,22 @@ def test_oversized_event_is_response_failed(caplog):
     assert assemble(body).terminal == "response.failed"
 
 
-@pytest.mark.parametrize("body", [b"", b"   \n", b": keep-alive\n\n"])
-def test_empty_stream_is_response_failed(body):
-    got = assemble(run([body])[0] if body else run([])[0])
+@pytest.mark.parametrize(
+    "body", [b"", b"   \n", b": keep-alive\n\n", DONE, b'data: {"id":"x","choices":[],"usage":{"prompt_tokens":1}}\n\n' + DONE]
+)
+def test_stream_without_chunks(body):
+    # A stream that carried no chat chunk (nothing, keep-alives, only [DONE], only usage):
+    # Codex takes a completed response with no output as an answer and exits 0 with none.
+    body, _, sink = run([body] if body else [])
+    got = assemble(body)
     assert got.terminal == "response.failed"
+    assert got.error == {"code": "server_error", "message": "The upstream's stream ended without a reply."}
+    assert sink.repairs[Repair.stream_without_chunks] == 1
+
+
+def test_stream_with_an_empty_reply_is_completed():
+    got = assemble(run(nim_stream([]))[0])
+    assert got.terminal == "response.completed" and got.items == []
 
 
 def test_keep_alive_comments_pass():

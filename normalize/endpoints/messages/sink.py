@@ -66,6 +66,7 @@ class MessagesSink:
         self.label = label
         self.started = False  # message_start sent
         self.over = False  # message_stop or an error sent: nothing more
+        self.answered = False  # a chunk with a choice came: there is a reply to end
         self.next_index = 0
         self.open: str | None = None  # the open text or thinking block's kind
         self.open_index = -1
@@ -92,6 +93,8 @@ class MessagesSink:
     def end(self) -> bytes:
         if self.over:
             return b""
+        if not self.answered:
+            return self.close()
         out = b"" if self.started else self._message_start(None)
         out += self._close_all()
         reason, sequence = self.stop or ("end_turn", None)
@@ -118,6 +121,10 @@ class MessagesSink:
     def close(self) -> bytes:
         if self.over:
             return b""
+        if not self.answered:
+            self.repairs[Repair.stream_without_chunks] += 1
+            log.warning("%s: the upstream's stream ended without a reply; ending the client's stream with an error", self.label)
+            return self._error(anthropic_error("The upstream's stream ended without a reply."))
         self.repairs[Repair.stream_ended_early] += 1
         log.warning("%s: the upstream's stream ended before it finished; ending the client's stream with an error", self.label)
         return self._error(anthropic_error("The upstream's reply ended before it was complete."))
@@ -172,6 +179,7 @@ class MessagesSink:
             if choice.get("index") != 0:
                 self._warn_once("choices", "choices other than the first have no place in a Messages reply; leaving them out")
                 continue
+            self.answered = True
             delta = choice.get("delta")
             if isinstance(delta, dict):
                 reasoning = delta.get("reasoning_content")

@@ -64,6 +64,7 @@ class ResponsesSink:
         self._seq = 0
         self._started = False
         self._over = False
+        self._answered = False  # a chunk with a choice came: there is a reply to end
         self._items: list[Item] = []
         self._open: Item | None = None  # the text item deltas go to
         self._calls: dict[int, Item] = {}  # open tool calls by chat index
@@ -98,6 +99,8 @@ class ResponsesSink:
     def end(self) -> bytes:
         if self._over:
             return b""
+        if not self._answered:
+            return self._ended_early()
         out = self._start() + self._close_all()
         incomplete = INCOMPLETE.get(self._finish or "")
         status = "incomplete" if incomplete else "completed"
@@ -113,7 +116,7 @@ class ResponsesSink:
             return b""
         self._dropped += len(data)
         if not data.strip():
-            return self._fail({"code": "server_error", "message": "The upstream sent no events."})
+            return self._ended_early()
         return self._fail({"code": "server_error", "message": "The proxy could not read the upstream's stream."})
 
     def close(self) -> bytes:
@@ -122,6 +125,15 @@ class ResponsesSink:
             self._dropped = 0
         if self._over:
             return b""
+        return self._ended_early()
+
+    def _ended_early(self) -> bytes:
+        """The upstream's stream ended without a reply, or before it was complete: never
+        a completed response (Codex would exit 0 with no answer)."""
+        if not self._answered:
+            self.repairs[Repair.stream_without_chunks] += 1
+            return self._fail({"code": "server_error", "message": "The upstream's stream ended without a reply."})
+        self.repairs[Repair.stream_ended_early] += 1
         return self._fail({"code": "server_error", "message": "The upstream's stream ended before the reply was complete."})
 
     def comment(self, line: bytes) -> bytes:
@@ -179,6 +191,7 @@ class ResponsesSink:
                 log.warning("%s: the upstream sent more than one choice; a Responses stream has one, the rest is left out", self.label)
             self.repairs[Repair.choice_beyond_first] += 1
             return b""
+        self._answered = True
         out = []
         delta = choice.get("delta")
         if isinstance(delta, dict):
