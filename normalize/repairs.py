@@ -116,6 +116,13 @@ class Repair(enum.StrEnum):
 
     # -- hardening: caps and failures (mitm/, wire/) ---------------------------
 
+    # -- both bridges: what of the upstream's chat stream the client's cannot carry (endpoints/bridge/)
+    event_not_chunk = "event_not_chunk", "{n} upstream event{s} that are no chat chunk{s} left out"
+    choice_beyond_first = "choice_beyond_first", "{n} choice{s} beyond the first left out"
+    stream_not_translatable = "stream_not_translatable", "rest of the stream not readable: error event sent"
+    stream_ended_early = "stream_ended_early", "upstream stream ended before it finished: error event sent"
+    stream_without_chunks = "stream_without_chunks", "upstream stream held no chat chunk: error event sent"
+
     # -- the Responses bridge (endpoints/responses/) --------------------------
     # The upstream speaks chat completions only: what of a Responses request chat cannot carry.
     responses_param_unsupported = "responses_param_unsupported", "{n} Responses-only param{s} not sent upstream"
@@ -128,9 +135,6 @@ class Repair(enum.StrEnum):
     previous_response_unsupported = "previous_response_unsupported", "previous response replayed from the proxy's store"
     item_reference_unsupported = "item_reference_unsupported", "{n} item reference{s} resolved from the proxy's store"
     responses_body_on_chat_path = "responses_body_on_chat_path", "Responses-shaped body (Cursor agent) sent as chat"
-    # ... and what of the upstream's chat stream a Responses stream cannot carry.
-    chat_event_foreign = "chat_event_foreign", "{n} non-chat event{s} left out of the Responses stream"
-    choice_beyond_first = "choice_beyond_first", "{n} choice{s} beyond the first left out"
 
     # -- the Messages bridge (endpoints/messages/) ----------------------------
     thinking_param_unsupported = "thinking_param_unsupported", "adaptive or disabled thinking not sent upstream"
@@ -141,10 +145,6 @@ class Repair(enum.StrEnum):
     messages_field_unsupported = "messages_field_unsupported", "{n} Messages-only field{s} not sent upstream"
     api_key_header = "api_key_header", "x-api-key sent as Authorization: Bearer"
     error_not_anthropic = "error_not_anthropic", "error sent in Anthropic's shape"
-    event_not_chunk = "event_not_chunk", "{n} upstream event{s} that are no chat chunk{s} left out"
-    stream_not_translatable = "stream_not_translatable", "rest of the stream not translatable: error event sent"
-    stream_ended_early = "stream_ended_early", "upstream stream ended before it finished: error event sent"
-    stream_without_chunks = "stream_without_chunks", "upstream stream held no chat chunk: error event sent"
     tool_arguments_not_json = "tool_arguments_not_json", "{n} tool call{s} with arguments that are no JSON object given input {}"
     count_tokens_unsupported = "count_tokens_unsupported", "input tokens estimated by the proxy"
     models_not_anthropic = "models_not_anthropic", "model list sent in Anthropic's shape"

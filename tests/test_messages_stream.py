@@ -460,12 +460,25 @@ def test_stream_not_translatable(caplog):
 
 
 def test_event_not_chunk(caplog):
+    # JSON that is no chat chunk says nothing a Messages client reads: left out, counted, logged.
     with caplog.at_level(logging.WARNING):
-        out, _, repairs = run([NIM_STREAM_EVENTS[0] + b"data: {not json\n\n" + b"".join(NIM_STREAM_EVENTS[1:])])
+        out, _, repairs = run([NIM_STREAM_EVENTS[0] + b'data: {"hello": 1}\n\n' + b"".join(NIM_STREAM_EVENTS[1:])])
     check_protocol(out)
-    assert b"not json" not in out
+    assert b"hello" not in out
     assert repairs["event_not_chunk"] == 1
     assert message(out).content[0].text == NIM_TEXT
+    assert "no chat chunk" in caplog.text
+
+
+@pytest.mark.parametrize("event", [b"data: {not json\n\n", b'data: {"choices":[{"index":0,"delta":{"content":"\xff"}}]}\n\n'])
+def test_unreadable_event_ends_the_stream_with_an_error(event, caplog):
+    # What it said is lost: the reply is not whole, so it must not end as if it were.
+    with caplog.at_level(logging.WARNING):
+        out, _, repairs = run([b"".join(NIM_STREAM_EVENTS[:3]) + event + b"".join(NIM_STREAM_EVENTS[3:])])
+    check_protocol(out)
+    assert "message_stop" not in names(out)
+    assert error_of(out)["error"]["message"] == "The upstream sent an event that could not be read."
+    assert repairs["stream_not_translatable"] == 1
 
 
 def test_keep_alives_become_pings_once_started():

@@ -261,12 +261,12 @@ def test_keep_alive_comments_pass():
     assert assemble(body).text == "a"
 
 
-def test_chat_event_foreign(caplog):
+def test_event_not_chunk(caplog):
     pieces = nim_stream([("content", "a")])
     with caplog.at_level(logging.WARNING):
         body, _, sink = run([pieces[0], b'data: {"hello": 1}\n\n', *pieces[1:]])
     assert b"hello" not in body
-    assert sink.repairs[Repair.chat_event_foreign] == 1
+    assert sink.repairs[Repair.event_not_chunk] == 1
     assert assemble(body).terminal == "response.completed"
 
 

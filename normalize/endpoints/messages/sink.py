@@ -43,6 +43,7 @@ from ...repairs import Repair
 from ...wire.jsonio import dump
 from ..chat.options import Options
 from ..chat.stream import ChatStream
+from ..responses.sink import readable
 from .errors import anthropic_error, from_openai
 from .message import ReplyInfo, anthropic_usage, message_id, stop_reason
 
@@ -135,6 +136,16 @@ class MessagesSink:
         return _PING if self.started else line + b"\n\n"
 
     def foreign(self, block: bytes) -> bytes:
+        """An event that is no chat chunk: one whose data cannot be read ends the stream with
+        an error (what it said is lost); a JSON value or fields without data are left out."""
+        if self.over:
+            return b""
+        if not readable(block):
+            self.repairs[Repair.stream_not_translatable] += 1
+            log.warning("%s: an upstream event could not be read; ending the client's stream with an error", self.label)
+            return self._error(anthropic_error("The upstream sent an event that could not be read."))
+        if not self.repairs[Repair.event_not_chunk]:
+            log.warning("%s: an upstream event is no chat chunk; it has no place in a Messages stream and is left out", self.label)
         self.repairs[Repair.event_not_chunk] += 1
         return b""
 

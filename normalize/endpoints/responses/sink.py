@@ -111,13 +111,16 @@ class ResponsesSink:
         return self._fail({"code": "server_error", "message": "The upstream's stream broke off before the reply was complete."})
 
     def raw(self, data: bytes) -> bytes:
-        if self._over:
-            self._dropped += len(data)
-            return b""
         self._dropped += len(data)
+        if self._over:
+            return b""
         if not data.strip():
             return self._ended_early()
-        return self._fail({"code": "server_error", "message": "The proxy could not read the upstream's stream."})
+        return self._unreadable("The proxy could not read the upstream's stream.")
+
+    def _unreadable(self, message: str) -> bytes:
+        self.repairs[Repair.stream_not_translatable] += 1
+        return self._fail({"code": "server_error", "message": message})
 
     def close(self) -> bytes:
         if self._dropped:
@@ -141,18 +144,14 @@ class ResponsesSink:
 
     def foreign(self, block: bytes) -> bytes:
         """An event that is no chat chunk: one whose data cannot be read fails the response
-        (what it said is lost); a JSON object or fields without data are left out, counted."""
-        data = parse_block(block).data
-        if data and data.strip():
-            try:
-                readable = isinstance(loads(data, max_containers=MAX_EVENT_CONTAINERS), dict)
-            except NotJSON:
-                readable = False
-            if not readable:
-                return self._fail({"code": "server_error", "message": "The upstream sent an event that could not be read."})
-        if not self.repairs[Repair.chat_event_foreign]:
+        (what it said is lost); a JSON value or fields without data are left out, counted."""
+        if self._over:
+            return b""
+        if not readable(block):
+            return self._unreadable("The upstream sent an event that could not be read.")
+        if not self.repairs[Repair.event_not_chunk]:
             log.warning("%s: an upstream event is no chat chunk; it has no place in a Responses stream and is left out", self.label)
-        self.repairs[Repair.chat_event_foreign] += 1
+        self.repairs[Repair.event_not_chunk] += 1
         return b""
 
     def learn(self, chunk: dict[str, Any], probe: str, text: bytes, written: bytes) -> Callable[[bytes], bytes | None] | None:
@@ -369,3 +368,15 @@ class ResponsesSink:
         obj = {"type": kind, "sequence_number": seq, **fields}
         body = splice(obj, texts) if texts else dump(obj)
         return b"event: " + kind.encode() + b"\ndata: " + body + b"\n\n"
+
+
+def readable(block: bytes) -> bool:
+    """An event whose data, if it has any, is JSON: leaving it out loses nothing a client reads."""
+    data = parse_block(block).data
+    if not data or not data.strip():
+        return True
+    try:
+        loads(data, max_containers=MAX_EVENT_CONTAINERS)
+    except NotJSON:
+        return False
+    return True
