@@ -306,6 +306,34 @@ def test_tool_call_becomes_a_tool_use_block():
     assert [(b.type, b.id, b.name, b.input) for b in got.content] == [("tool_use", "call_0", "read_file", {"path": "a.txt"})]
 
 
+def test_text_after_tool_calls_closes_them_first():
+    # Blocks never overlap: tool_use blocks that text follows are stopped before it starts.
+    calls = [{"index": i, "id": f"call_{i}", "type": "function", "function": {"name": "Bash", "arguments": "{}"}} for i in (0, 1)]
+    out, _, _ = run([chunk({"role": "assistant", "tool_calls": calls}) + chunk({"content": "Done."}) + chunk({}, "stop") + b"data: [DONE]\n\n"])
+    check_protocol(out)
+    blocks = [(n, o["index"]) for n, o in parse(out) if n.startswith("content_block_") and n != "content_block_delta"]
+    assert blocks == [
+        ("content_block_start", 0),
+        ("content_block_start", 1),
+        ("content_block_stop", 0),
+        ("content_block_stop", 1),
+        ("content_block_start", 2),
+        ("content_block_stop", 2),
+    ]
+    assert [b.type for b in message(out).content] == ["tool_use", "tool_use", "text"]
+
+
+def test_tool_call_after_text_that_followed_it(caplog):
+    # Its block is stopped; what came cannot be put in order: an error, not a call cut short.
+    start = {"index": 0, "id": "call_0", "type": "function", "function": {"name": "Bash", "arguments": '{"command":'}}
+    late = chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"ls"}'}}]})
+    with caplog.at_level(logging.WARNING):
+        out, _, repairs = run([chunk({"role": "assistant", "tool_calls": [start]}) + chunk({"content": "Hmm."}) + late + b"data: [DONE]\n\n"])
+    check_protocol(out)
+    assert "tool call" in error_of(out)["error"]["message"] and "message_stop" not in names(out)
+    assert repairs["stream_not_translatable"] == 1
+
+
 def test_every_block_gets_a_fresh_index():
     # PeakCode PR #16: a reused index makes the SDK keep only the first tool call.
     out, _, _ = run([OLLAMA_TOOLS_STREAM])
@@ -562,6 +590,11 @@ def test_any_stream_keeps_text_thinking_and_tool_inputs_exact(pieces, finish, da
         if kind == "keep_alive":
             events.append(b": keep-alive\n\n")
         elif kind in ("content", "reasoning_content"):
+            # A call's arguments end before text that follows it (the reply would fail).
+            for block in expected:
+                if block[0] == "tool_use" and len(block) == 3:
+                    events.append(chunk({"tool_calls": [{"index": block[2], "function": {"arguments": '"}'}}]}))
+                    block.append("closed")
             block = "text" if kind == "content" else "thinking"
             if expected and expected[-1][0] == block:
                 expected[-1][1] += text
@@ -576,9 +609,9 @@ def test_any_stream_keeps_text_thinking_and_tool_inputs_exact(pieces, finish, da
             expected[-1][1] += text
             escaped = json.dumps(text, ensure_ascii=False)[1:-1]
             events.append(chunk({"tool_calls": [{"index": expected[-1][2], "function": {"arguments": escaped}}]}))
-    # Close every tool call's JSON, in order.
+    # Close every tool call's JSON still open, in order.
     for block in expected:
-        if block[0] == "tool_use":
+        if block[0] == "tool_use" and len(block) == 3:
             events.append(chunk({"tool_calls": [{"index": block[2], "function": {"arguments": '"}'}}]}))
     if finish:
         events.append(chunk({}, finish))

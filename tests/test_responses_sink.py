@@ -167,6 +167,33 @@ def test_parallel_tool_calls_each_an_item():
     assert [(i["call_id"], i["arguments"]) for i in got.items] == [("call_a", '{"cmd": "ls"}'), ("call_b", '{"cmd": "pwd"}')]
 
 
+def test_text_after_tool_calls_closes_them_first():
+    # Items finish in output_index order: calls that text follows are done before it starts.
+    steps = [("call", 0, "call_a", "exec_command", '{"cmd":"ls"}'), ("call", 1, "call_b", "exec_command", "{}"), ("content", "Done.")]
+    body, _, _ = run(nim_stream(steps))
+    kinds = [(e["type"], e.get("output_index")) for e in events(body) if e["type"].startswith("response.output_item")]
+    assert kinds == [
+        ("response.output_item.added", 0),
+        ("response.output_item.added", 1),
+        ("response.output_item.done", 0),
+        ("response.output_item.done", 1),
+        ("response.output_item.added", 2),
+        ("response.output_item.done", 2),
+    ]
+    got = assemble(body)
+    assert got.text == "Done." and [c[2] for c in got.calls] == ['{"cmd":"ls"}', "{}"]
+
+
+def test_tool_call_after_text_that_followed_it(caplog):
+    # Its item is done; what came cannot be put in order: failed, not a call cut short.
+    steps = [("call", 0, "call_a", "exec_command", '{"cmd":'), ("content", "Hmm."), ("call", 0, None, None, '"ls"}')]
+    with caplog.at_level(logging.WARNING):
+        body, _, sink = run(nim_stream(steps))
+    got = assemble(body)
+    assert got.terminal == "response.failed" and "tool call" in got.error["message"]
+    assert sink.repairs[Repair.stream_not_translatable] == 1
+
+
 @pytest.mark.parametrize(("finish", "reason"), [("length", "max_output_tokens"), ("content_filter", "content_filter")])
 def test_finish_length_is_incomplete(finish, reason):
     got = assemble(run(nim_stream([("content", "cut sh")], finish=finish))[0])
@@ -318,15 +345,19 @@ STEP = st.one_of(
 
 
 def _steps(drawn):
-    """Calls open with their id and name the first time their index appears."""
-    seen, steps = set(), []
+    """Calls open with their id and name the first time their index appears; a call's
+    arguments do not go on after text that followed it (the reply would fail)."""
+    seen, ended, steps = set(), set(), []
     for step in drawn:
         if step[0] == "call":
             index, piece = step[1], step[2]
+            if index in ended:
+                continue
             name = ["exec_command", "apply_patch", "multi_agent_v1__close_agent"][index]
             steps.append(("call", index, None if index in seen else f"call_{index}", name, piece))
             seen.add(index)
         else:
+            ended |= seen
             steps.append(step)
     return steps
 

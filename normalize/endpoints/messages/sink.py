@@ -73,6 +73,7 @@ class MessagesSink:
         self.open_index = -1
         self.delta_prefix = b""  # the open text or thinking block's delta event, up to its text
         self.tools: dict[int, int] = {}  # chat tool call index -> its open tool_use block
+        self.closed_tools: set[int] = set()  # chat tool call indexes whose blocks are closed
         self.stop: tuple[str, str | None] | None = None
         self.usage: Any = None  # the latest usage the chat rules handed on
         self.deltas = 0  # deltas sent: the output token count when the upstream gives none
@@ -227,7 +228,8 @@ class MessagesSink:
     def _text(self, kind: str, text: str) -> bytes:
         out = b""
         if self.open != kind:
-            out = self._close_open() + self._open_block(kind)
+            # Tool blocks close first: blocks never overlap.
+            out = self._close_tools() + self._close_open() + self._open_block(kind)
         self.deltas += 1
         return out + self.delta_prefix + dump(text) + _DELTA_SUFFIX
 
@@ -253,6 +255,8 @@ class MessagesSink:
             key = -1  # the chat rules number every call; anything else is one call
         out = b""
         index = self.tools.get(key)
+        if index is None and key in self.closed_tools:
+            return self._tool_call_after_its_end()
         if index is None:
             out = self._close_open()
             index = self.tools[key] = self.next_index
@@ -277,6 +281,19 @@ class MessagesSink:
             return b""
         self.open = None
         return event("content_block_stop", {"type": "content_block_stop", "index": self.open_index})
+
+    def _close_tools(self) -> bytes:
+        out = b"".join(event("content_block_stop", {"type": "content_block_stop", "index": i}) for i in sorted(self.tools.values()))
+        self.closed_tools.update(self.tools)
+        self.tools.clear()
+        return out
+
+    def _tool_call_after_its_end(self) -> bytes:
+        """More of a tool call after text that followed it: its block is closed, and what came
+        cannot be put in order, so the stream ends with an error rather than run a call cut short."""
+        log.warning("%s: the upstream sent more of a tool call after text that followed it; ending with an error", self.label)
+        self.repairs[Repair.stream_not_translatable] += 1
+        return self._error(anthropic_error("The upstream sent more of a tool call after it had moved on to text."))
 
     def _close_all(self) -> bytes:
         """Every open block closed, in index order (at the finish)."""

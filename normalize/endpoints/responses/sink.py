@@ -68,6 +68,7 @@ class ResponsesSink:
         self._items: list[Item] = []
         self._open: Item | None = None  # the text item deltas go to
         self._calls: dict[int, Item] = {}  # open tool calls by chat index
+        self._closed_calls: set[int] = set()  # chat indexes of calls already done
         self._finish: str | None = None
         self._usage: Any = None
         self._dropped = 0  # bytes of a stream given up on, not sent
@@ -210,7 +211,8 @@ class ResponsesSink:
         out = b""
         item = self._open
         if item is None or item.kind != kind:
-            out = self._close_text() + self._open_text(kind)
+            # Calls close first: items finish in output_index order.
+            out = self._close_calls("completed") + self._close_text() + self._open_text(kind)
             item = self._open
             assert item is not None
         literal = dump(text)
@@ -275,6 +277,8 @@ class ResponsesSink:
         function = function if isinstance(function, dict) else {}
         out = b""
         item = self._calls.get(index)
+        if item is None and index in self._closed_calls:
+            return self._call_after_its_end()
         if item is None:
             out = self._close_text()
             item = self._calls[index] = self._open_call(call, function)
@@ -321,11 +325,20 @@ class ResponsesSink:
 
     def _close_all(self) -> bytes:
         status = "incomplete" if self._finish in INCOMPLETE else "completed"
-        out = [self._close_text(status)]
-        for item in sorted(self._calls.values(), key=lambda item: item.index):
-            out.append(self._close_call(item, status))
+        return self._close_text(status) + self._close_calls(status)
+
+    def _close_calls(self, status: str) -> bytes:
+        out = [self._close_call(item, status) for item in sorted(self._calls.values(), key=lambda item: item.index)]
+        self._closed_calls.update(self._calls)
         self._calls.clear()
         return b"".join(out)
+
+    def _call_after_its_end(self) -> bytes:
+        """More of a tool call after text that followed it: its item is done, and what came
+        cannot be put in order, so the reply fails rather than run a call cut short."""
+        log.warning("%s: the upstream sent more of a tool call after text that followed it; the response failed", self.label)
+        self.repairs[Repair.stream_not_translatable] += 1
+        return self._fail({"code": "server_error", "message": "The upstream sent more of a tool call after it had moved on to text."})
 
     def _start(self) -> bytes:
         if self._started:
