@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 from normalize.endpoints import ROUTES, route
 from normalize.endpoints.base import Env, Head, Reply, Request, Shared
+from normalize.endpoints.bridge.tokens import estimate_input_tokens
 from normalize.endpoints.messages import COUNT_TOKENS, MESSAGES, PassedExchange
 from normalize.endpoints.messages.errors import error_type
 from normalize.endpoints.messages.models import anthropic_shape
 from normalize.endpoints.messages.request import chat_request
-from normalize.endpoints.messages.tokens import estimate_input_tokens
 from normalize.endpoints.models import MODEL, MODELS
 from normalize.profiles import GENERIC, PROFILES
 from normalize.settings import Settings

@@ -113,6 +113,22 @@ def test_whole_reply_tool_calls_and_length():
     assert response["output"][1]["input"] == "*** Begin Patch\n" and response["output"][1]["call_id"] == "call_1"
 
 
+def test_whole_reply_usage_when_the_upstream_reports_none():
+    completion = {key: value for key, value in COMPLETION.items() if key != "usage"}
+    _, response = reply_json(open_("POST", "/v1/responses", {"input": "hi there"}).whole(Head(200, "application/json", "POST"), compact(completion)))
+    assert response["usage"]["input_tokens"] > 0 and response["usage"]["output_tokens"] == 0
+
+
+def test_whole_reply_tool_arguments_missing():
+    # "" arguments read as "{}", as the stream gives them.
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}
+    completion = {**COMPLETION, "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": None, "tool_calls": [call]}}]}
+    exchange = open_("POST", "/v1/responses", {"input": "x"})
+    _, response = reply_json(exchange.whole(Head(200, "application/json", "POST"), compact(completion)))
+    assert response["output"][0]["arguments"] == "{}"
+    assert exchange.repairs[Repair.tool_arguments_missing] == 1
+
+
 def test_upstream_error_keeps_its_status_in_openais_envelope():
     exchange = open_("POST", "/v1/responses", {"input": "x"})
     status, body = reply_json(exchange.whole(Head(422, "application/problem+json", "POST"), b"data:" + compact(NIM_422_PROBLEM)))

@@ -29,9 +29,10 @@ def tool_map() -> ToolMap:
     return chat_tools(TOOLS, repairs=__import__("collections").Counter(), label="t")[1]
 
 
-def run(pieces, *, fast=True, tools=None, request=None, on_end=None):
+def run(pieces, *, fast=True, tools=None, request=None, on_end=None, input_tokens=0):
     ids = itertools.count()
-    shell = Shell(request or {"model": "gpt-5.5", "store": False}, "gpt-5.5", make_id=lambda p: f"{p}_{next(ids)}", now=lambda: 1700000000)
+    request = request or {"model": "gpt-5.5", "store": False}
+    shell = Shell(request, "gpt-5.5", make_id=lambda p: f"{p}_{next(ids)}", now=lambda: 1700000000, input_tokens=input_tokens)
     sink = ResponsesSink(shell, tools or tool_map(), on_end=on_end)
     options = Options(include_usage=True, fast_path=fast, make_id=lambda: "chatcmpl-x", make_call_id=lambda: "call_x", now=lambda: 1)
     stream = ChatStream(options, sink)
@@ -125,6 +126,16 @@ def test_tool_call_is_a_function_call_item():
     call = got.items[1]
     assert call == {"id": "fc_2", "type": "function_call", "status": "completed", "arguments": '{"cmd": "ls"}', "call_id": "call_a1", "name": "exec_command"}
     assert got.terminal == "response.completed"
+    (done,) = [e for e in events(body) if e["type"] == "response.function_call_arguments.done"]
+    assert done["name"] == "exec_command"  # OpenAI's event names the function
+
+
+def test_tool_arguments_missing():
+    # A call with no argument deltas: "{}", as the whole-reply path (and OpenAI) say it.
+    body, _, sink = run(nim_stream([("call", 0, "call_a", "exec_command", "")], finish="tool_calls"))
+    got = assemble(body)
+    assert got.items[0]["arguments"] == "{}"
+    assert sink.repairs[Repair.tool_arguments_missing] == 1
 
 
 def test_arguments_sent_in_one_delta_reach_done():
@@ -288,6 +299,24 @@ def test_keep_alive_comments_pass():
     assert assemble(body).text == "a"
 
 
+def test_keep_alive_after_the_terminal_event_is_dropped():
+    # Nothing follows the terminal event, not even a comment.
+    body, _, _ = run([*nim_stream([("content", "a")]), b": keep-alive\n\n"])
+    assert body.endswith(b"}\n\n") and events(body)[-1]["type"] == "response.completed"
+
+
+def test_usage_when_the_upstream_reports_none():
+    # No usage from the upstream: counts that stand in for it, never null (Codex reads zeros).
+    body, _, _ = run(nim_stream([("content", "Hel"), ("content", "lo")], usage_every_chunk=False), request={"model": "m"}, input_tokens=12)
+    assert assemble(body).response["usage"] == {
+        "input_tokens": 12,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": 2,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 14,
+    }
+
+
 def test_event_not_chunk(caplog):
     pieces = nim_stream([("content", "a")])
     with caplog.at_level(logging.WARNING):
@@ -383,7 +412,7 @@ def test_any_split_gives_the_same_events_and_the_upstreams_text(drawn, usage_eve
         arguments = "".join(s[4] for s in steps if s[0] == "call" and s[1] == index)
         if any(s[0] == "call" and s[1] == index for s in steps):
             found = [c for c in got.calls if c[1] == name]
-            want = arguments if kind == "function_call" else _custom_input(arguments)
+            want = (arguments or "{}") if kind == "function_call" else _custom_input(arguments)
             assert found == [(kind, name, want)]
 
 

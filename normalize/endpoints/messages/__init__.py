@@ -25,11 +25,11 @@ from ...repairs import Repair
 from ...wire.jsonio import dump
 from ..base import Env, Exchange, Forward, Head, Reply, Request, Unchanged
 from ..bridge.exchange import BridgeExchange, chat_path
+from ..bridge.tokens import estimate_input_tokens
 from .errors import anthropic_error, from_openai
 from .message import ReplyInfo, message_from_completion
 from .request import chat_request
 from .sink import MessagesSink
-from .tokens import estimate_input_tokens
 
 log = logging.getLogger(__name__)
 

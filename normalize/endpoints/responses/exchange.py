@@ -23,6 +23,7 @@ from typing import Any
 from ...wire.jsonio import NotJSON, dump, loads
 from ..base import Env, Exchange, Forward, Reply, Request
 from ..bridge.exchange import BridgeExchange, chat_path
+from ..bridge.tokens import estimate_input_tokens
 from ..errors import openai_error
 from .reply import to_response
 from .request import Bridged, BridgeError, Lookup, to_chat
@@ -57,11 +58,11 @@ class ResponsesExchange(BridgeExchange):
         super().__init__(env)
         self.scope = key_scope(request.headers)
         self.keep = body.get("store") is not False
-        model = body.get("model")
-        self.shell = Shell(body, model if isinstance(model, str) else "")
         self.bridged = bridged
         self.repairs.update(bridged.repairs)
         chat = self.read_request(bridged.chat)
+        model = body.get("model")
+        self.shell = Shell(body, model if isinstance(model, str) else "", input_tokens=estimate_input_tokens(chat))
         self.forward = Forward(body=dump(chat), path=chat_path(request))
 
     def sink(self) -> ResponsesSink:
@@ -70,7 +71,7 @@ class ResponsesExchange(BridgeExchange):
         return sink
 
     def reply_of(self, completion: dict[str, Any]) -> dict[str, Any]:
-        response = to_response(completion, self.shell, self.bridged.tools)
+        response = to_response(completion, self.shell, self.bridged.tools, self.repairs)
         self._keep(dump(response))
         return response
 

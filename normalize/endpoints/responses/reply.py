@@ -1,6 +1,6 @@
 """A whole chat.completion (already repaired: chat/completion.py) as a Response object.
 
-Contract: `to_response(completion, shell, tools)` returns the Response the
+Contract: `to_response(completion, shell, tools, repairs)` returns the Response the
 client asked for: the first choice's reasoning text as a `reasoning` item, its
 content as a `message` (`output_text`, or `refusal`), each tool call as a
 `function_call` (or a `custom_tool_call` for a custom tool, its input read
@@ -11,14 +11,16 @@ the stream sink would have built, in the same order.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
+from ...repairs import Repair
 from .custom_input import InputReader
 from .shapes import INCOMPLETE, Shell, object_or_empty, responses_usage, text_or
 from .tools import CUSTOM, ToolMap
 
 
-def to_response(completion: dict[str, Any], shell: Shell, tools: ToolMap) -> dict[str, Any]:
+def to_response(completion: dict[str, Any], shell: Shell, tools: ToolMap, repairs: Counter[Repair]) -> dict[str, Any]:
     choices = completion.get("choices")
     choice = next((c for c in choices if isinstance(c, dict) and c.get("index", 0) == 0), None) if isinstance(choices, list) else None
     message = choice.get("message") if isinstance(choice, dict) else None
@@ -40,11 +42,11 @@ def to_response(completion: dict[str, Any], shell: Shell, tools: ToolMap) -> dic
     calls = message.get("tool_calls")
     for call in calls if isinstance(calls, list) else ():
         if isinstance(call, dict):
-            output.append(_call(call, shell, tools, status))
-    return shell.response(status, output, responses_usage(completion.get("usage")), incomplete=incomplete)
+            output.append(_call(call, shell, tools, status, repairs))
+    return shell.response(status, output, responses_usage(completion.get("usage"), shell.input_tokens, 0), incomplete=incomplete)
 
 
-def _call(call: dict[str, Any], shell: Shell, tools: ToolMap, status: str) -> dict[str, Any]:
+def _call(call: dict[str, Any], shell: Shell, tools: ToolMap, status: str, repairs: Counter[Repair]) -> dict[str, Any]:
     function = object_or_empty(call.get("function"))
     arguments = text_or(function.get("arguments"))
     call_id = text_or(call.get("id"))
@@ -56,6 +58,9 @@ def _call(call: dict[str, Any], shell: Shell, tools: ToolMap, status: str) -> di
         out = {"id": shell.make_id("ctc"), "type": "custom_tool_call", "status": status, "call_id": call_id}
         out.update(input="".join(reader.sent), name=tool.name)
     else:
+        if not arguments:
+            repairs[Repair.tool_arguments_missing] += 1  # as the stream gives it, and OpenAI says none
+            arguments = "{}"
         out = {"id": shell.make_id("fc"), "type": "function_call", "status": status, "arguments": arguments}
         out.update(call_id=call_id, name=tool.name)
     if tool.namespace is not None:

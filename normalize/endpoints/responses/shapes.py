@@ -3,8 +3,9 @@
 Contract: `Shell(request, model)` holds what a Response object repeats from
 its request (instructions, tools, tool_choice, ...) and makes the object for
 any status: `shell.response(status, output, usage, error=, incomplete=)`.
-`responses_usage(usage)` turns chat usage into the Responses one (anything
-that is no chat usage gives None). `failure(error)` is the `error` of a failed
+`responses_usage(usage, input_tokens, output_tokens)` turns chat usage into
+the Responses one (estimates standing in for counts the upstream did not
+report). `failure(error)` is the `error` of a failed
 response from an OpenAI error envelope. `splice(obj, texts)` writes `obj` as
 compact JSON with placeholders replaced by JSON string literals, so long texts
 kept as literals are never decoded to be written again. Ids look like
@@ -50,8 +51,10 @@ class Shell:
         *,
         make_id: Callable[[str], str] = new_id,
         now: Callable[[], int] = unix_now,
+        input_tokens: int = 0,
     ) -> None:
         self.id = make_id("resp")
+        self.input_tokens = input_tokens  # the request's estimate, for usage the upstream did not report
         self.created_at = now()
         self.make_id = make_id
         reasoning = request.get("reasoning")
@@ -107,22 +110,25 @@ class Shell:
         }
 
 
-def responses_usage(usage: Any) -> dict[str, Any] | None:
-    """Chat usage (prompt/completion tokens) as the Responses API counts it (input/output tokens)."""
-    if not isinstance(usage, dict):
-        return None
+def responses_usage(usage: Any, input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    """Chat usage (prompt/completion tokens) as the Responses API counts it (input/output
+    tokens); where the upstream reported none, `input_tokens` (the request's estimate) and
+    `output_tokens` (counted deltas) stand in, so clients always find the counts."""
+    usage = usage if isinstance(usage, dict) else {}
     prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
-    total = usage.get("total_tokens")
+    prompt = input_tokens if prompt is None else prompt
+    completion = output_tokens if completion is None else completion
+    total = _count(usage.get("total_tokens"))
     prompt_details = usage.get("prompt_tokens_details")
     completion_details = usage.get("completion_tokens_details")
-    cached = _count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0
-    reasoning = _count(completion_details.get("reasoning_tokens")) if isinstance(completion_details, dict) else 0
+    cached = _count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else None
+    reasoning = _count(completion_details.get("reasoning_tokens")) if isinstance(completion_details, dict) else None
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": cached},
+        "input_tokens_details": {"cached_tokens": cached or 0},
         "output_tokens": completion,
-        "output_tokens_details": {"reasoning_tokens": reasoning},
-        "total_tokens": _count(total) if _count(total) else prompt + completion,
+        "output_tokens_details": {"reasoning_tokens": reasoning or 0},
+        "total_tokens": total if total else prompt + completion,
     }
 
 
@@ -186,5 +192,5 @@ def _number(value: Any) -> float | int | None:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None

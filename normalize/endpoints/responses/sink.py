@@ -71,6 +71,7 @@ class ResponsesSink:
         self._closed_calls: set[int] = set()  # chat indexes of calls already done
         self._finish: str | None = None
         self._usage: Any = None
+        self._deltas = 0  # deltas sent: the output tokens when the upstream reports none
         self._dropped = 0  # bytes of a stream given up on, not sent
 
     @property
@@ -141,7 +142,8 @@ class ResponsesSink:
         return self._fail({"code": "server_error", "message": "The upstream's stream ended before the reply was complete."})
 
     def comment(self, line: bytes) -> bytes:
-        return line + b"\n\n"  # keep-alives keep the client's connection alive
+        # Keep-alives keep the client's connection alive; after the terminal event, nothing.
+        return b"" if self._over else line + b"\n\n"
 
     def foreign(self, block: bytes) -> bytes:
         """An event that is no chat chunk: one whose data cannot be read fails the response
@@ -178,6 +180,7 @@ class ResponsesSink:
                 return None
             seq = self._seq
             self._seq = seq + 1
+            self._deltas += 1
             item.pieces.append(literal[1:-1])
             return item.head + str(seq).encode() + item.mid + literal + item.tail
 
@@ -218,6 +221,7 @@ class ResponsesSink:
         literal = dump(text)
         seq = self._seq
         self._seq = seq + 1
+        self._deltas += 1
         item.pieces.append(literal[1:-1])
         return out + item.head + str(seq).encode() + item.mid + literal + item.tail
 
@@ -287,6 +291,7 @@ class ResponsesSink:
         if not isinstance(arguments, str) or not arguments:
             return out
         item.arguments.append(arguments)
+        self._deltas += 1
         if item.reader is None:
             return out + self._event(
                 "response.function_call_arguments.delta", {"item_id": item.id, "output_index": item.index, "delta": arguments}
@@ -317,7 +322,12 @@ class ResponsesSink:
             out += self._event("response.custom_tool_call_input.done", {**at, "input": value})
         else:
             value = arguments
-            out = self._event("response.function_call_arguments.done", {**at, "arguments": value})
+            if not value:
+                # No arguments came: "{}", as a whole reply says it (chat's tool_arguments_missing).
+                self.repairs[Repair.tool_arguments_missing] += 1
+                value = "{}"
+                out = self._event("response.function_call_arguments.delta", {**at, "delta": value})
+            out += self._event("response.function_call_arguments.done", {**at, "name": item.name, "arguments": value})
         item.done = call_item(item, status, value)
         return out + self._event("response.output_item.done", {"output_index": item.index, "item": item.done})
 
@@ -357,7 +367,7 @@ class ResponsesSink:
         self._over = True
         done = [item for item in self._items if item.done is not None]
         texts = {item.mark: item.literal() for item in done if item.kind in TEXT_EVENTS}
-        usage = responses_usage(self._usage)
+        usage = responses_usage(self._usage, self.shell.input_tokens, self._deltas)
         response = self.shell.response(status, [item.done for item in done], usage, error=error, incomplete=incomplete)
         body = splice(response, texts)
         seq = self._seq

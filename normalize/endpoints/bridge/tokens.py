@@ -1,8 +1,10 @@
-"""The addon's estimate of a Messages request's input tokens (`/v1/messages/count_tokens`).
+"""The addon's estimate of a request's input tokens: Anthropic's `/v1/messages/count_tokens`,
+and the usage a bridged reply reports when the upstream reported none.
 
-Contract: `estimate_input_tokens(body)` takes a parsed Messages request (any
-JSON value: whatever is not as expected counts for nothing) and returns a
-non-negative integer, in time linear in the body, without recursion.
+Contract: `estimate_input_tokens(body)` takes a parsed Messages request or
+chat request (any JSON value: whatever is not as expected counts for
+nothing) and returns a non-negative integer, in time linear in the body,
+without recursion.
 
 How it counts, since the upstream's tokenizer is not at hand: the UTF-8
 bytes of every string the model reads, divided by four and rounded up (about
@@ -11,8 +13,9 @@ for CJK text, where a character is three bytes), plus 3 tokens per message
 for its role and framing, plus 1,600 tokens per image (what Anthropic's
 vision docs give for the largest image it does not scale down). The strings
 counted: `system`, every message's text, tool calls' names and inputs (as
-JSON), tool results, and each tool definition as JSON (name, description,
-schema). Ids, `type` tags, cache settings, signatures and thinking blocks (the
+JSON; a chat message's `tool_calls`, names and arguments), tool results, and
+each tool definition as JSON (name, description, schema). A chat
+`image_url` part is an image. Ids, `type` tags, cache settings, signatures and thinking blocks (the
 bridge does not send those upstream) count for nothing.
 """
 
@@ -40,7 +43,7 @@ def estimate_input_tokens(body: Any) -> int:
         tokens += TOKENS_PER_MESSAGE * len(messages)
         for message in messages:
             if isinstance(message, dict):
-                content_bytes, images = _content(message.get("content"))
+                content_bytes, images = _content([message.get("content"), message.get("tool_calls")])
                 size += content_bytes
                 tokens += TOKENS_PER_IMAGE * images
     tools = body.get("tools")
@@ -65,7 +68,7 @@ def _content(content: Any) -> tuple[int, int]:
                 kind = None
             if kind in _SKIPPED_BLOCKS:
                 continue
-            if kind == "image":
+            if kind in ("image", "image_url"):
                 images += 1
                 continue
             if kind == "tool_use":
