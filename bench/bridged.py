@@ -146,11 +146,12 @@ def responses_core(events: list[bytes], fast: bool) -> tuple[float, list[bytes]]
 def messages_core(events: list[bytes], fast: bool) -> tuple[float, list[bytes]]:
     """CPU seconds (this process) to feed every event through the Messages sink, and the output."""
     from normalize.endpoints.chat.options import Options
+    from normalize.endpoints.chat.stream import ChatStream
     from normalize.endpoints.messages.message import ReplyInfo
-    from normalize.endpoints.messages.sink import bridged_stream
+    from normalize.endpoints.messages.sink import MessagesSink
 
     info = ReplyInfo(shapes.MODEL, 0, (), lambda: "msg_bench")
-    return _timed(bridged_stream(Options(model=shapes.MODEL, include_usage=True, fast_path=fast), info, Counter()), events)
+    return _timed(ChatStream(Options(model=shapes.MODEL, include_usage=True, fast_path=fast), MessagesSink(info, Counter())), events)
 
 
 @dataclass(frozen=True)

@@ -14,5 +14,10 @@ def new_call_id() -> str:
     return "call_" + secrets.token_hex(12)
 
 
+def new_id(prefix: str) -> str:
+    """`resp_`, `msg_`, `fc_`, `ctc_`, `rs_` + 48 hex digits, as OpenAI's Responses ids read."""
+    return f"{prefix}_{secrets.token_hex(24)}"
+
+
 def unix_now() -> int:
     return int(time.time())

@@ -19,7 +19,6 @@ from normalize.endpoints.chat.options import Options
 from normalize.endpoints.chat.stream import ChatStream
 from normalize.endpoints.messages.message import ReplyInfo
 from normalize.endpoints.messages.sink import MessagesSink
-from normalize.endpoints.messages.sink import bridged_stream
 from tests.recorded import (
     ALL_STREAMS,
     DEEPSEEK_REASONING_STREAM,
@@ -41,7 +40,7 @@ SLOW = Options(include_usage=True, make_id=OPTIONS.make_id, make_call_id=OPTIONS
 
 def run(pieces, options=OPTIONS, info=INFO):
     repairs: Counter = Counter()
-    stream = bridged_stream(options, info, repairs, "test")
+    stream = ChatStream(options, MessagesSink(info, repairs, "test"))
     out = [stream.feed(piece) for piece in pieces]
     out.append(stream.close())
     return b"".join(out), stream, repairs
@@ -156,7 +155,7 @@ def test_nim_stream_as_messages_events():
 def test_no_buffering():
     # Every upstream event is answered in the call that completed it.
     repairs: Counter = Counter()
-    stream = bridged_stream(OPTIONS, INFO, repairs)
+    stream = ChatStream(OPTIONS, MessagesSink(INFO, repairs))
     first = stream.feed(NIM_STREAM_EVENTS[0])
     assert names(first) == ["message_start"]
     assert names(stream.feed(NIM_STREAM_EVENTS[1])) == ["content_block_start", "content_block_delta"]
@@ -334,6 +333,12 @@ def test_tool_call_after_text_that_followed_it(caplog):
     assert repairs["stream_not_translatable"] == 1
 
 
+def test_refusal_is_text():
+    # A chat refusal has no block of its own in a Messages reply: it is the reply's text.
+    out, _, _ = run([chunk({"role": "assistant", "refusal": "I can't help with that."}) + chunk({}, "stop") + b"data: [DONE]\n\n"])
+    assert [(b.type, b.text) for b in message(out).content] == [("text", "I can't help with that.")]
+
+
 def test_every_block_gets_a_fresh_index():
     # PeakCode PR #16: a reused index makes the SDK keep only the first tool call.
     out, _, _ = run([OLLAMA_TOOLS_STREAM])
@@ -465,7 +470,7 @@ def test_stream_without_done_ends_cleanly():
 
 def test_failure_reading_the_rest(caplog):
     repairs: Counter = Counter()
-    stream = bridged_stream(OPTIONS, INFO, repairs)
+    stream = ChatStream(OPTIONS, MessagesSink(INFO, repairs))
     out = b"".join(stream.feed(e) for e in NIM_STREAM_EVENTS[:3])
     with caplog.at_level(logging.WARNING):
         out += stream.fail("gzip: invalid block")
@@ -482,7 +487,7 @@ def test_stream_not_translatable(caplog):
         out, stream, repairs = run([*NIM_STREAM_EVENTS[:2], big[:1500], big[1500:], *NIM_STREAM_EVENTS[2:]], options)
     check_protocol(out)
     assert stream.raw
-    assert error_of(out)["error"]["message"] == "The proxy could not translate the rest of the upstream's reply."
+    assert error_of(out)["error"]["message"] == "The proxy could not read the rest of the upstream's reply."
     assert repairs["stream_not_translatable"] == 1
     assert b'"x' not in out
 

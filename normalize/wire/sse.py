@@ -13,7 +13,8 @@ Two stages, each with `feed` and `flush`:
                 lines, which dispatch nothing, give no blocks). The bytes of an
                 unfinished event are held; `overflowing` says when they pass a cap.
 `parse_block` turns a block into an `Event`; `encode_*` write our framing:
-always `data: <payload>\\n\\n`, as OpenAI does.
+`data: <payload>\\n\\n`, as OpenAI's chat stream does, or with an
+`event: <name>` line before it, as its Responses stream and Anthropic's do.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "LineEnds",
     "encode_comment",
     "encode_data",
+    "encode_event",
     "parse_block",
 ]
 
@@ -169,6 +171,11 @@ def parse_block(block: bytes) -> Event:
 
 def encode_data(payload: bytes) -> bytes:
     return b"data: " + payload + b"\n\n"
+
+
+def encode_event(name: str, data: bytes) -> bytes:
+    """A named event (`event: <name>`), as the Responses and Messages APIs write each of theirs."""
+    return b"event: " + name.encode() + b"\ndata: " + data + b"\n\n"
 
 
 def encode_comment(line: bytes) -> bytes:

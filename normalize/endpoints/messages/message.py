@@ -21,6 +21,7 @@ from typing import Any
 
 from ...repairs import Repair
 from ...wire.jsonio import NotJSON, loads
+from ..bridge.usage import read_usage
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -64,25 +65,12 @@ def anthropic_usage(usage: Any, input_tokens: int, output_tokens: int) -> dict[s
     """Anthropic's usage from a chat usage object; where the upstream reported none,
     `input_tokens` (the request's estimate) and `output_tokens` (counted deltas) stand in.
     Anthropic's input_tokens leave out tokens read from the cache, which are reported apart."""
-    out: dict[str, Any] = {"input_tokens": input_tokens, "output_tokens": output_tokens}
-    if not isinstance(usage, dict):
-        return out
-    prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
-    details = usage.get("prompt_tokens_details")
-    cached = _count(details.get("cached_tokens")) if isinstance(details, dict) else None
-    if prompt is not None:
-        if cached and cached <= prompt:
-            out["input_tokens"] = prompt - cached
-            out["cache_read_input_tokens"] = cached
-        else:
-            out["input_tokens"] = prompt
-    if completion is not None:
-        out["output_tokens"] = completion
+    counts = read_usage(usage, input_tokens, output_tokens)
+    out: dict[str, Any] = {"input_tokens": counts.input, "output_tokens": counts.output}
+    if counts.cached and counts.cached <= counts.input:
+        out["input_tokens"] = counts.input - counts.cached
+        out["cache_read_input_tokens"] = counts.cached
     return out
-
-
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def tool_input(arguments: Any, repairs: Counter[Repair]) -> dict[str, Any]:

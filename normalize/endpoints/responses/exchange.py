@@ -66,9 +66,7 @@ class ResponsesExchange(BridgeExchange):
         self.forward = Forward(body=dump(chat), path=chat_path(request))
 
     def sink(self) -> ResponsesSink:
-        sink = ResponsesSink(self.shell, self.bridged.tools, on_end=self._keep, label=self.env.label)
-        sink.repairs = self.repairs  # the sink's repairs are the exchange's
-        return sink
+        return ResponsesSink(self.shell, self.bridged.tools, self.repairs, on_end=self._keep, label=self.env.label)
 
     def reply_of(self, completion: dict[str, Any]) -> dict[str, Any]:
         response = to_response(completion, self.shell, self.bridged.tools, self.repairs)

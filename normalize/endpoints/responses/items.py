@@ -2,8 +2,8 @@
 of their text, and the objects `output_item.added`/`.done` and the response carry.
 
 Contract: an `Item` holds one output item while it streams: its text kept as JSON
-string literals (`pieces`, joined by `literal()`), a delta event's bytes around its
-sequence number and literal (`head`, `mid`, `tail`), a call's name and arguments, and
+string literals (`pieces`, joined by `literal()`), its delta event as a bytes format
+of a sequence number and a JSON literal (`delta`), a call's name and arguments, and
 once finished the whole item (`done`, its text as the placeholder `mark` stands for).
 """
 
@@ -29,18 +29,16 @@ class Item:
     __slots__ = (
         "arguments",
         "call_id",
+        "delta",
         "done",
-        "head",
         "id",
         "index",
         "kind",
         "mark",
-        "mid",
         "name",
         "namespace",
         "pieces",
         "reader",
-        "tail",
     )
 
     def __init__(self, kind: str, item_id: str, index: int) -> None:
@@ -49,7 +47,7 @@ class Item:
         self.index = index
         self.mark = placeholder(index)  # stands for the text in .done events and the response
         self.pieces: list[bytes] = []  # text kinds: the deltas' JSON literals, without their quotes
-        self.head = self.mid = self.tail = b""  # text kinds: a delta event around its sequence number and literal
+        self.delta = b""  # a delta event: `delta % (sequence number, JSON literal)`
         self.call_id = self.name = ""
         self.namespace: str | None = None
         self.arguments: list[str] = []  # calls: the arguments (custom: the input) as sent

@@ -25,8 +25,9 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ...ids import unix_now
+from ...ids import new_id, unix_now
 from ...wire.jsonio import dump
+from ..bridge.usage import read_usage
 from ..chat.rejected import context_exceeded
 from ..errors import error_status
 
@@ -34,11 +35,6 @@ from ..errors import error_status
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 # Placeholders differ per process, so no client text can be taken for one.
 _TOKEN = secrets.token_hex(8)
-
-
-def new_id(prefix: str) -> str:
-    """`resp_`, `msg_`, `fc_`, `ctc_`, `rs_` + 48 hex digits, as OpenAI's ids read."""
-    return f"{prefix}_{secrets.token_hex(24)}"
 
 
 class Shell:
@@ -114,21 +110,13 @@ def responses_usage(usage: Any, input_tokens: int, output_tokens: int) -> dict[s
     """Chat usage (prompt/completion tokens) as the Responses API counts it (input/output
     tokens); where the upstream reported none, `input_tokens` (the request's estimate) and
     `output_tokens` (counted deltas) stand in, so clients always find the counts."""
-    usage = usage if isinstance(usage, dict) else {}
-    prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
-    prompt = input_tokens if prompt is None else prompt
-    completion = output_tokens if completion is None else completion
-    total = _count(usage.get("total_tokens"))
-    prompt_details = usage.get("prompt_tokens_details")
-    completion_details = usage.get("completion_tokens_details")
-    cached = _count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else None
-    reasoning = _count(completion_details.get("reasoning_tokens")) if isinstance(completion_details, dict) else None
+    counts = read_usage(usage, input_tokens, output_tokens)
     return {
-        "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": cached or 0},
-        "output_tokens": completion,
-        "output_tokens_details": {"reasoning_tokens": reasoning or 0},
-        "total_tokens": total if total else prompt + completion,
+        "input_tokens": counts.input,
+        "input_tokens_details": {"cached_tokens": counts.cached},
+        "output_tokens": counts.output,
+        "output_tokens_details": {"reasoning_tokens": counts.reasoning},
+        "total_tokens": counts.total,
     }
 
 
@@ -190,7 +178,3 @@ def _int(value: Any) -> int | None:
 
 def _number(value: Any) -> float | int | None:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
