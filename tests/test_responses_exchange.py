@@ -225,10 +225,20 @@ def test_store_scopes_by_a_hash_of_the_key():
 
 
 def test_store_bound_follows_the_option():
-    shared = Shared()
-    exchange = open_("POST", "/v1/responses", {"input": "x"}, shared=shared, responses_store_bytes=0)
-    exchange.whole(Head(200, "application/json", "POST"), compact(COMPLETION))
-    assert len(shared.responses) == 0 and shared.responses.max_bytes == 0
+    # Sized once, when the option is set; a request does not resize it.
+    from mitmproxy.test import taddons
+
+    from normalize.mitm import addon
+
+    a = addon.Normalize()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, normalize_responses_store_bytes=0)
+        assert a.shared.responses.max_bytes == 0
+        exchange = open_("POST", "/v1/responses", {"input": "x"}, shared=a.shared)
+        exchange.whole(Head(200, "application/json", "POST"), compact(COMPLETION))
+        assert len(a.shared.responses) == 0 and a.shared.responses.max_bytes == 0
+        tctx.configure(a, normalize_responses_store_bytes=1000)
+        assert a.shared.responses.max_bytes == 1000
 
 
 @pytest.mark.parametrize("status", [404, 500])

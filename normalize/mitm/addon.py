@@ -62,6 +62,7 @@ class Normalize:
         if any(name in updated for name in options.FIELDS):
             self.settings = options.settings(ctx.options)
             self.pace.configure(self.settings.rate_limit)
+            self.shared.responses.resize(self.settings.responses_store_bytes)
 
     # -- hooks ---------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from ...wire.jsonio import dump
 from ..base import UNCHANGED, Env, Exchange, Forward, Head, Reply, Request, Transducer, Unchanged
 from ..errors import error_object, error_reply, error_status
 from ..learned import Context
+from ..responses.cursor import responses_body_as_chat
 from .completion import rewrite_completion
 from .options import Options
 from .rejected import TOOL_FUNCTION, rejected_params, token_limit
@@ -237,8 +238,6 @@ class Chat:
         body, problem = request.read_json()
         if isinstance(body, dict) and "input" in body and "messages" not in body and env.settings.responses == "bridge":
             # Cursor's agent mode: a Responses body sent here, answered as chat.
-            from ..responses.cursor import responses_body_as_chat  # the bridge imports this module
-
             body = responses_body_as_chat(body, request, env, exchange)
             if body is None:
                 return exchange

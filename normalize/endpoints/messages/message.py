@@ -118,7 +118,7 @@ def message_from_completion(completion: dict[str, Any], info: ReplyInfo) -> tupl
         content.append(
             {
                 "type": "tool_use",
-                "id": call.get("id") if isinstance(call.get("id"), str) else "",
+                "id": call["id"],  # the chat rules give every call an id
                 "name": function.get("name") if isinstance(function.get("name"), str) else "",
                 "input": tool_input(function.get("arguments"), repairs),
             }

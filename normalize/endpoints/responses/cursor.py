@@ -16,8 +16,7 @@ from typing import Any
 
 from ...repairs import Repair
 from ..base import Env, Exchange, Reply, Request
-from .exchange import bridge
-from .request import BridgeError
+from .request import BridgeError, to_chat
 from .store import key_scope
 
 log = logging.getLogger(__name__)
@@ -25,7 +24,7 @@ log = logging.getLogger(__name__)
 
 def responses_body_as_chat(body: dict[str, Any], request: Request, env: Env, exchange: Exchange) -> dict[str, Any] | None:
     try:
-        bridged = bridge(body, env, key_scope(request.headers))
+        bridged = to_chat(body, env.shared.responses.lookup(key_scope(request.headers)), label=env.label)
     except BridgeError as e:
         log.info("%s: answered %d: %s", env.label, e.status, e.error["error"]["message"])
         exchange.answer = Reply.json(e.status, e.error)

@@ -26,29 +26,12 @@ from ..bridge.exchange import BridgeExchange, chat_path
 from ..bridge.tokens import estimate_input_tokens
 from ..errors import openai_error
 from .reply import to_response
-from .request import Bridged, BridgeError, Lookup, to_chat
+from .request import Bridged, BridgeError, to_chat
 from .shapes import Shell
 from .sink import ResponsesSink
-from .store import ResponseStore, key_scope
+from .store import key_scope
 
 log = logging.getLogger(__name__)
-
-
-def store_of(env: Env) -> ResponseStore:
-    store = env.shared.responses
-    if store.max_bytes != env.settings.responses_store_bytes:
-        store.resize(env.settings.responses_store_bytes)
-    return store
-
-
-def lookup(env: Env, scope: str) -> Lookup:
-    store = store_of(env)
-    return Lookup(previous=lambda rid: store.context(scope, rid), item=lambda iid: store.item(scope, iid))
-
-
-def bridge(body: dict[str, Any], env: Env, scope: str) -> Bridged:
-    """A Responses body as chat, with the store for previous responses; BridgeError for what OpenAI refuses."""
-    return to_chat(body, lookup(env, scope), label=env.label)
 
 
 class ResponsesExchange(BridgeExchange):
@@ -80,7 +63,7 @@ class ResponsesExchange(BridgeExchange):
             response = loads(response_json)
         except NotJSON:
             return
-        store = store_of(self.env)
+        store = self.env.shared.responses
         output = response.get("output") if isinstance(response.get("output"), list) else []
         if not store.put(self.scope, response, self.bridged.context + output) and store.max_bytes:
             log.info("%s: response %s is larger than normalize_responses_store_bytes; not kept", self.env.label, response.get("id"))
@@ -100,7 +83,7 @@ class Responses:
             exchange.answer = Reply.json(400, openai_error("We could not parse the JSON body of your request.", 400))
             return exchange
         try:
-            bridged = bridge(body, env, key_scope(request.headers))
+            bridged = to_chat(body, env.shared.responses.lookup(key_scope(request.headers)), label=env.label)
         except BridgeError as e:
             log.info("%s: answered %d: %s", env.label, e.status, e.error["error"]["message"])
             exchange = Exchange(env)
@@ -123,7 +106,7 @@ class StoredResponses:
         parts = [part for part in request.path.split("/") if part]
         after = parts[len(parts) - 1 - parts[::-1].index("responses") + 1 :]
         response_id, rest = after[0], after[1:]
-        store, scope = store_of(env), key_scope(request.headers)
+        store, scope = env.shared.responses, key_scope(request.headers)
         found = store.response(scope, response_id)
         if found is None or rest not in ([], ["input_items"]) or (rest and request.method != "GET"):
             exchange.answer = Reply.json(404, openai_error(f"Response with id '{response_id}' not found.", 404))

@@ -49,7 +49,7 @@ def to_response(completion: dict[str, Any], shell: Shell, tools: ToolMap, repair
 def _call(call: dict[str, Any], shell: Shell, tools: ToolMap, status: str, repairs: Counter[Repair]) -> dict[str, Any]:
     function = object_or_empty(call.get("function"))
     arguments = text_or(function.get("arguments"))
-    call_id = text_or(call.get("id"))
+    call_id = call["id"]  # the chat rules give every call an id
     tool = tools.tool(text_or(function.get("name")))
     if tool.kind == CUSTOM:
         reader = InputReader()

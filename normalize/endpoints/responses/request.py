@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +39,7 @@ from ...repairs import Repair
 from ...wire.jsonio import dump
 from ..errors import openai_error
 from .shapes import text_or
+from .store import Lookup
 from .tools import CUSTOM, FUNCTION, ToolMap, chat_tool_choice, chat_tools
 
 log = logging.getLogger(__name__)
@@ -60,15 +60,6 @@ class BridgeError(Exception):
         super().__init__(message)
         self.status = status
         self.error = openai_error(message, status, param=param, code=code)
-
-
-@dataclass
-class Lookup:
-    """The store, as the translation sees it: `previous(id)` the items of a stored response
-    (None if unknown), `item(id)` one item of any stored response."""
-
-    previous: Callable[[str], list[Any] | None] = lambda response_id: None
-    item: Callable[[str], Any | None] = lambda item_id: None
 
 
 @dataclass
@@ -198,12 +189,7 @@ class Messages:
             content = self._parts(content, images=role == "user")
         elif not isinstance(content, str):
             content = ""
-        if role == "assistant":
-            if isinstance(content, list):  # only user messages carry images
-                content = "".join(part.get("text", "") for part in content)
-            self.add({"role": "assistant", "content": content})
-        else:
-            self.add({"role": role, "content": content})
+        self.add({"role": role, "content": content})  # only user messages keep images: the rest is text
 
     def _parts(self, parts: list[Any], images: bool) -> str | list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

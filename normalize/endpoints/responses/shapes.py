@@ -5,8 +5,7 @@ its request (instructions, tools, tool_choice, ...) and makes the object for
 any status: `shell.response(status, output, usage, error=, incomplete=)`.
 `responses_usage(usage, input_tokens, output_tokens)` turns chat usage into
 the Responses one (estimates standing in for counts the upstream did not
-report). `failure(error)` is the `error` of a failed
-response from an OpenAI error envelope. `splice(obj, texts)` writes `obj` as
+report). `splice(obj, texts)` writes `obj` as
 compact JSON with placeholders replaced by JSON string literals, so long texts
 kept as literals are never decoded to be written again. Ids look like
 OpenAI's: a prefix and 48 hex digits.
@@ -28,8 +27,6 @@ from typing import Any
 from ...ids import new_id, unix_now
 from ...wire.jsonio import dump
 from ..bridge.usage import read_usage
-from ..chat.rejected import context_exceeded
-from ..errors import error_status
 
 # Chat finish reasons that end a response as incomplete, and why (Response.incomplete_details.reason).
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
@@ -118,27 +115,6 @@ def responses_usage(usage: Any, input_tokens: int, output_tokens: int) -> dict[s
         "output_tokens_details": {"reasoning_tokens": counts.reasoning},
         "total_tokens": counts.total,
     }
-
-
-def failure(error: Mapping[str, Any]) -> dict[str, Any]:
-    """A failed response's `error` ({code, message}) from OpenAI's `{"error": {...}}`.
-
-    Codex acts on the code: `context_length_exceeded` makes it compact the
-    conversation, `rate_limit_exceeded` wait, anything else retry. So a message
-    that says the context was exceeded gives that code, an upstream's own code
-    (a word, not a status) is kept, and otherwise the status the error says
-    (`errors.error_status`) picks it: 429 a rate limit, anything else a
-    `server_error`, as OpenAI's failed responses say."""
-    inner = error.get("error")
-    inner = inner if isinstance(inner, dict) else {}
-    message = inner.get("message")
-    message = message if isinstance(message, str) and message else "The upstream failed."
-    code = inner.get("code")
-    if context_exceeded(message):
-        code = "context_length_exceeded"
-    elif not isinstance(code, str) or not code or code.isdigit():
-        code = "rate_limit_exceeded" if error_status(dict(error)) == 429 else "server_error"
-    return {"code": code, "message": message}
 
 
 def placeholder(n: int) -> str:

@@ -45,9 +45,11 @@ from ...repairs import Repair
 from ...wire.jsonio import dump
 from ...wire.sse import encode_event
 from ..bridge.sink import BridgeSink
+from ..chat.rejected import context_exceeded
+from ..errors import error_status
 from .custom_input import InputReader
 from .items import CUSTOM_CALL, FUNCTION_CALL, ID_PREFIX, MESSAGE, REASONING, TEXT_EVENTS, TEXT_KEYS, Item, call_item, text_part
-from .shapes import INCOMPLETE, Shell, failure, responses_usage, splice
+from .shapes import INCOMPLETE, Shell, responses_usage, splice
 from .tools import CUSTOM, ToolMap
 
 log = logging.getLogger(__name__)
@@ -180,7 +182,7 @@ class ResponsesSink(BridgeSink):
         if not self.started:
             self.started = True
             out = self.write_start()
-        return out + self._terminal("response.failed", "failed", error=failure(error))
+        return out + self._terminal("response.failed", "failed", error=response_error(error))
 
     def write_keep_alive(self, line: bytes) -> bytes:
         return line + b"\n\n"  # keep-alives keep the client's connection alive
@@ -228,3 +230,24 @@ def _delta_format(kind: str, where: str, tail: str) -> bytes:
 
 def _literal(text: bytes) -> bytes:
     return text.replace(b"%", b"%%")
+
+
+def response_error(error: dict[str, Any]) -> dict[str, Any]:
+    """A failed response's `error` ({code, message}) from OpenAI's `{"error": {...}}`.
+
+    Codex acts on the code: `context_length_exceeded` makes it compact the
+    conversation, `rate_limit_exceeded` wait, anything else retry. So a message
+    that says the context was exceeded gives that code, an upstream's own code
+    (a word, not a status) is kept, and otherwise the status the error says
+    (`errors.error_status`) picks it: 429 a rate limit, anything else a
+    `server_error`, as OpenAI's failed responses say."""
+    inner = error.get("error")
+    inner = inner if isinstance(inner, dict) else {}
+    message = inner.get("message")
+    message = message if isinstance(message, str) and message else "The upstream failed."
+    code = inner.get("code")
+    if context_exceeded(message):
+        code = "context_length_exceeded"
+    elif not isinstance(code, str) or not code or code.isdigit():
+        code = "rate_limit_exceeded" if error_status(error) == 429 else "server_error"
+    return {"code": code, "message": message}

@@ -2,7 +2,7 @@
 `GET`/`DELETE /v1/responses/{id}` work against an upstream that keeps nothing.
 
 Contract: `ResponseStore(max_bytes)` keeps, per API key, the responses put in
-it: the Response object and the conversation it ended (input items and output
+it (`lookup(scope)` is what a request's translation may find there): the Response object and the conversation it ended (input items and output
 items, as Responses items), as compact JSON. It holds at most `max_bytes` of
 them, least recently used dropped first (0 keeps nothing); `resize` changes
 the bound. Entries are scoped by `key_scope(headers)`, a hash of the API key
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,15 @@ def key_scope(headers: Mapping[str, str]) -> str:
         if value:
             return hashlib.sha256(f"{name}\0{value}".encode("utf-8", "surrogateescape")).hexdigest()[:32]
     return ""
+
+
+@dataclass
+class Lookup:
+    """The store, as the translation sees it: `previous(id)` the items of a stored response
+    (None if unknown), `item(id)` one item of any stored response."""
+
+    previous: Callable[[str], list[Any] | None] = lambda response_id: None
+    item: Callable[[str], Any | None] = lambda item_id: None
 
 
 @dataclass(slots=True)
@@ -77,6 +86,10 @@ class ResponseStore:
             self._items[(scope, item_id)] = response_id
         self._evict()
         return True
+
+    def lookup(self, scope: str) -> Lookup:
+        """What a request of this key may refer to."""
+        return Lookup(previous=lambda rid: self.context(scope, rid), item=lambda iid: self.item(scope, iid))
 
     def response(self, scope: str, response_id: str) -> dict[str, Any] | None:
         entry = self._get(scope, response_id)
