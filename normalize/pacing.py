@@ -29,13 +29,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
+from .keys import KEY_HEADERS
+
 # A request held longer than this is answered with a 429 instead (a client waiting
 # minutes for a reply that has not started is worse off than one told to retry).
 MAX_WAIT = 300.0
 # Keys remembered at most; idle ones are forgotten first.
 MAX_KEYS = 10_000
-# Request headers that carry an API key, in the order they are looked at.
-KEY_HEADERS = ("authorization", "api-key", "x-api-key", "x-goog-api-key")
 
 _LIMIT = re.compile(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*(ms|s|m|h)?\s*")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}

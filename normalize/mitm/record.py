@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from mitmproxy import http
 
+from ..keys import KEY_HEADERS
 from ..views.capped import CappedBuffer
 from ..views.summary import describe
 
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("normalize")
 
-# Request headers that carry API keys (OpenAI, Azure, Anthropic-style, Gemini).
-SECRET_HEADERS = ("authorization", "api-key", "x-api-key", "x-goog-api-key")
 REDACTED = "[redacted]"
 
 
@@ -92,7 +91,7 @@ def secrets(flow: http.HTTPFlow) -> tuple[tuple[str, list[str]], ...]:
     """The API key headers as sent, for a retry that must carry them after `redact` (kept on the
     flow's state, in memory, until the reply is handled: never logged or saved)."""
     headers = flow.request.headers
-    return tuple((name, values) for name in SECRET_HEADERS if (values := headers.get_all(name)))
+    return tuple((name, values) for name in KEY_HEADERS if (values := headers.get_all(name)))
 
 
 class Unredacted:
@@ -124,7 +123,7 @@ class Unredacted:
 
 def redact(flow: http.HTTPFlow) -> None:
     headers = flow.request.headers
-    for name in SECRET_HEADERS:
+    for name in KEY_HEADERS:
         values = headers.get_all(name)
         if values:
             headers.set_all(name, [redacted(name, value) for value in values])

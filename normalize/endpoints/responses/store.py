@@ -21,15 +21,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ...keys import KEY_HEADERS
 from ...wire.jsonio import NotJSON, dump, loads
-
-# Request headers that carry the API key (OpenAI, Azure, Anthropic-style, Gemini).
-_KEY_HEADERS = ("authorization", "api-key", "x-api-key", "x-goog-api-key")
 
 
 def key_scope(headers: Mapping[str, str]) -> str:
     """A short hash of the request's API key ("" when it sent none): entries are kept per key."""
-    for name in _KEY_HEADERS:
+    for name in KEY_HEADERS:
         value = headers.get(name)
         if value:
             return hashlib.sha256(f"{name}\0{value}".encode("utf-8", "surrogateescape")).hexdigest()[:32]
