@@ -25,6 +25,7 @@ from ...repairs import Repair
 from ...wire.jsonio import dump
 from ..base import Env, Exchange, Forward, Head, Reply, Request, Unchanged
 from ..bridge.exchange import BridgeExchange, chat_path
+from ..bridge.request import shown
 from ..bridge.tokens import estimate_input_tokens
 from .errors import anthropic_error, from_openai
 from .message import ReplyInfo, message_from_completion
@@ -45,7 +46,7 @@ class MessagesExchange(BridgeExchange):
         bridged = chat_request(body)
         self.repairs.update(bridged.repairs)
         if bridged.left_out:
-            log.info("%s: not sent upstream, as chat has no place for them: %s", env.label, ", ".join(bridged.left_out))
+            log.info("%s: not sent upstream, as chat has no place for them: %s", env.label, shown(bridged.left_out))
         chat = self.read_request(bridged.body)
         stops = body.get("stop_sequences")
         self.info = ReplyInfo(

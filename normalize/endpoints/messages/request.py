@@ -43,12 +43,16 @@ from typing import Any
 
 from ...repairs import Repair
 from ...wire.jsonio import dump
+from ..bridge.request import function_tool, image_part, left_out, named_tool_choice, part_content, stream_with_usage
 
 # Top-level Messages fields that have a chat counterpart (handled below).
 BRIDGED_FIELDS = frozenset(
     {"model", "messages", "system", "tools", "tool_choice", "max_tokens", "temperature", "top_p", "top_k", "stop_sequences", "stream"}
+    | {"thinking"}
 )
 SAMPLING = ("max_tokens", "temperature", "top_p", "top_k")
+# Anthropic's tool_choice types that are a word in chat.
+_TOOL_CHOICE_WORDS = {"auto": "auto", "any": "required", "none": "none"}
 
 
 @dataclass
@@ -83,13 +87,10 @@ def chat_request(body: dict[str, Any]) -> Bridged:
     stops = body.get("stop_sequences")
     if isinstance(stops, list) and stops:
         out["stop"] = stops
-    if body.get("stream") is True:
-        out["stream"] = True
-        out["stream_options"] = {"include_usage": True}
+    stream_with_usage(body, out)
     thinking_as_reasoning_effort(body, bridged)
-    for key in body:
-        if key not in BRIDGED_FIELDS and key != "thinking":
-            bridged.leave_out(Repair.messages_field_unsupported, key)
+    for key in left_out(body, BRIDGED_FIELDS):
+        bridged.leave_out(Repair.messages_field_unsupported, key)
     return bridged
 
 
@@ -154,7 +155,7 @@ def user_messages(role: str, content: Any, bridged: Bridged) -> list[dict[str, A
             bridged.leave_out(Repair.content_block_unsupported, f"{kind} block" if isinstance(kind, str) else "a block without a type")
     parts += tool_images
     if parts or not tools:
-        tools.append({"role": role, "content": part_content(parts)})
+        tools.append({"role": role, "content": part_content(parts, "\n\n")})
     return tools
 
 
@@ -229,19 +230,12 @@ def content_part(block: Any) -> dict[str, Any] | None:
     if kind == "image":
         if source.get("type") == "base64" and isinstance(source.get("data"), str):
             media_type = source.get("media_type") if isinstance(source.get("media_type"), str) else "image/png"
-            return {"type": "image_url", "image_url": {"url": f"data:{media_type};base64,{source['data']}"}}
+            return image_part(f"data:{media_type};base64,{source['data']}")
         if source.get("type") == "url" and isinstance(source.get("url"), str):
-            return {"type": "image_url", "image_url": {"url": source["url"]}}
+            return image_part(source["url"])
     if kind == "document" and source.get("type") == "text" and isinstance(source.get("data"), str):
         return {"type": "text", "text": source["data"]}
     return None
-
-
-def part_content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
-    """One string when every part is text, else the parts."""
-    if all(part["type"] == "text" for part in parts):
-        return "\n\n".join(part["text"] for part in parts)
-    return parts
 
 
 def joined_text(blocks: Any, separator: str = "\n\n") -> str:
@@ -266,12 +260,12 @@ def chat_tools(tools: Any, bridged: Bridged) -> list[dict[str, Any]]:
             # Anthropic runs these itself (web search, code execution, …); no chat upstream can.
             bridged.leave_out(Repair.server_tool_unsupported, f"server tool {kind}")
             continue
-        function: dict[str, Any] = {"name": tool.get("name")}
-        if isinstance(tool.get("description"), str):
-            function["description"] = tool["description"]
         schema = tool.get("input_schema")
-        function["parameters"] = schema if isinstance(schema, dict) else {"type": "object", "properties": {}}
-        out.append({"type": "function", "function": function})
+        out.append(
+            function_tool(
+                tool.get("name"), tool.get("description"), schema if isinstance(schema, dict) else {"type": "object", "properties": {}}
+            )
+        )
     return out
 
 
@@ -279,13 +273,9 @@ def tool_choice(choice: Any, out: dict[str, Any]) -> None:
     if not isinstance(choice, dict):
         return
     kind = choice.get("type")
-    if kind == "auto":
-        out["tool_choice"] = "auto"
-    elif kind == "any":
-        out["tool_choice"] = "required"
-    elif kind == "none":
-        out["tool_choice"] = "none"
+    if kind in _TOOL_CHOICE_WORDS:
+        out["tool_choice"] = _TOOL_CHOICE_WORDS[kind]
     elif kind == "tool" and isinstance(choice.get("name"), str):
-        out["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
+        out["tool_choice"] = named_tool_choice(choice["name"])
     if choice.get("disable_parallel_tool_use") is True:
         out["parallel_tool_calls"] = False

@@ -37,6 +37,7 @@ from typing import Any
 
 from ...repairs import Repair
 from ...wire.jsonio import dump
+from ..bridge.request import image_part, left_out, part_content, shown, stream_with_usage
 from ..errors import openai_error
 from .shapes import text_or
 from .store import Lookup
@@ -103,12 +104,11 @@ def to_chat(body: dict[str, Any], lookup: Lookup | None = None, *, label: str = 
     reasoning = body.get("reasoning")
     if isinstance(reasoning, dict) and isinstance(reasoning.get("effort"), str):
         chat["reasoning_effort"] = reasoning["effort"]
-    if body.get("stream") is True:
-        chat["stream"] = True
-        chat["stream_options"] = {"include_usage": True}
-    left_out = sorted(key for key in body if key not in _TRANSLATED)
-    if left_out:
-        repairs[Repair.responses_param_unsupported] += len(left_out)
+    stream_with_usage(body, chat)
+    unknown = left_out(body, _TRANSLATED)
+    if unknown:
+        repairs[Repair.responses_param_unsupported] += len(unknown)
+        log.info("%s: not sent upstream, as chat has no place for them: %s", label, shown(unknown))
     return Bridged(chat, names, context, repairs)
 
 
@@ -200,15 +200,10 @@ class Messages:
             elif kind == "refusal" and isinstance(part.get("refusal"), str):
                 out.append({"type": "text", "text": part["refusal"]})
             elif kind == "input_image" and images and isinstance(part.get("image_url"), str):
-                image = {"url": part["image_url"]}
-                if isinstance(part.get("detail"), str):
-                    image["detail"] = part["detail"]
-                out.append({"type": "image_url", "image_url": image})
+                out.append(image_part(part["image_url"], part.get("detail")))
             else:
                 self._drop(Repair.content_part_unsupported, str(kind))
-        if all(part["type"] == "text" for part in out):
-            return "\n".join(part["text"] for part in out)
-        return out
+        return part_content(out, "\n")
 
     def _call(self, kind: str, item: dict[str, Any], arguments: Any) -> None:
         name = text_or(item.get("name"))

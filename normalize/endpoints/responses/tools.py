@@ -32,12 +32,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...repairs import Repair
+from ..bridge.request import CHAT_TOOL_CHOICES, function_tool, named_tool_choice, shown
 
 log = logging.getLogger(__name__)
 
 FUNCTION, CUSTOM = "function", "custom"
-# Function keys chat knows; the rest are Responses-only.
-_FUNCTION_KEYS = ("name", "description", "parameters")
 NAMESPACE_SEPARATOR = "__"
 
 
@@ -93,17 +92,12 @@ def chat_tools(tools: Any, *, repairs: Counter[Repair], label: str) -> tuple[lis
             hosted.append(str(kind) if isinstance(tool, dict) else type(tool).__name__)
     if hosted:
         repairs[Repair.hosted_tool_unavailable] += len(hosted)
-        kinds = sorted({kind[:40] for kind in hosted})  # type names the client chose: logged, so kept short
-        log.info("%s: tools the upstream cannot run were left out: %s", label, ", ".join(kinds[:8]) + (", ..." if len(kinds) > 8 else ""))
+        log.info("%s: tools the upstream cannot run were left out: %s", label, shown(hosted))
     return out, names
 
 
 def _function(tool: dict[str, Any], name: str) -> dict[str, Any]:
-    function = {key: tool[key] for key in _FUNCTION_KEYS if tool.get(key) is not None}
-    function["name"] = name
-    if tool.get("strict") is True:
-        function["strict"] = True  # an upstream that rejects it (NIM) loses it by its profile
-    return {"type": "function", "function": function}
+    return function_tool(name, tool.get("description"), tool.get("parameters"), strict=tool.get("strict") is True)
 
 
 def _custom(tool: dict[str, Any], name: str) -> dict[str, Any]:
@@ -112,20 +106,13 @@ def _custom(tool: dict[str, Any], name: str) -> dict[str, Any]:
     if isinstance(form, dict) and form.get("type") == "grammar" and isinstance(form.get("definition"), str):
         syntax = form.get("syntax") if isinstance(form.get("syntax"), str) else "lark"
         described.append(f"The input is plain text (not JSON) that must match this {syntax} grammar:\n{form['definition']}")
-    description = "\n\n".join(described) or "Takes one string, the input."
-    return {
-        "type": "function",
-        "function": {
-            "name": name,
-            "description": description,
-            "parameters": {
-                "type": "object",
-                "properties": {"input": {"type": "string", "description": "The tool's whole input, as plain text."}},
-                "required": ["input"],
-                "additionalProperties": False,
-            },
-        },
+    parameters = {
+        "type": "object",
+        "properties": {"input": {"type": "string", "description": "The tool's whole input, as plain text."}},
+        "required": ["input"],
+        "additionalProperties": False,
     }
+    return function_tool(name, "\n\n".join(described) or "Takes one string, the input.", parameters)
 
 
 def _namespace(tool: dict[str, Any], names: ToolMap, repairs: Counter[Repair], hosted: list[str]) -> Iterable[dict[str, Any]]:
@@ -144,14 +131,14 @@ def _namespace(tool: dict[str, Any], names: ToolMap, repairs: Counter[Repair], h
 
 def chat_tool_choice(choice: Any, names: ToolMap) -> Any:
     """`tool_choice` as chat says it; None when it cannot be said (a hosted tool)."""
-    if choice in ("auto", "none", "required"):
+    if choice in CHAT_TOOL_CHOICES:
         return choice
     if not isinstance(choice, dict):
         return None
     kind = choice.get("type")
     if kind in ("function", "custom") and isinstance(choice.get("name"), str):
         namespace = choice.get("namespace") if isinstance(choice.get("namespace"), str) else None
-        return {"type": "function", "function": {"name": names.chat_name(kind, choice["name"], namespace)}}
+        return named_tool_choice(names.chat_name(kind, choice["name"], namespace))
     if kind == "allowed_tools" and choice.get("mode") in ("auto", "required"):
         return choice["mode"]
     return None
