@@ -17,14 +17,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..wire.jsonio import dump_pretty
+from .chat import chat_view
 from .events import data_events
 from .sse import sse_view
-from .text import as_bytes, compact, cut, escape, loads_ok, safe
+from .text import as_bytes, block, compact, cut, escape, indented, integer, loads_ok, pretty, safe, scalar
 
 # Bytes looked at to tell an Anthropic stream from a chat stream.
 SNIFF_BYTES = 64 * 1024
-MAX_TEXT_CHARS = 1_000_000
 
 
 def is_anthropic(data: bytes) -> bool:
@@ -84,9 +83,9 @@ def _whole(out: _Message, obj: dict[str, Any]) -> None:
     out.usage = dict(usage) if isinstance(usage, dict) else {}
     out.stop = obj
     out.ended = True
-    for index, block in enumerate(obj.get("content") or []):
-        if isinstance(block, dict):
-            out.blocks[index] = {**block, "parts": [block.get("text") or block.get("thinking") or ""]}
+    for index, content in enumerate(obj.get("content") or []):
+        if isinstance(content, dict):
+            out.blocks[index] = {**content, "parts": [content.get("text") or content.get("thinking") or ""]}
 
 
 def _stream(out: _Message, data: bytes) -> None:
@@ -110,9 +109,9 @@ def _stream(out: _Message, data: bytes) -> None:
             usage = out.head.get("usage")
             out.usage = dict(usage) if isinstance(usage, dict) else {}
         elif kind == "content_block_start" and isinstance(obj.get("content_block"), dict):
-            if not _integer(index) or index != next_index:
+            if not integer(index) or index != next_index:
                 out.notes.append(f"block {escape(compact(index))} started where block {next_index} was due")
-            if _integer(index):
+            if integer(index):
                 next_index = index + 1
                 out.blocks[index] = {**obj["content_block"], "parts": [], "json": []}
         elif kind == "content_block_delta":
@@ -138,7 +137,7 @@ def _stream(out: _Message, data: bytes) -> None:
 
 
 def _delta(out: _Message, index: Any, delta: Any) -> None:
-    block = out.blocks.get(index) if _integer(index) else None
+    block = out.blocks.get(index) if integer(index) else None
     if block is None or not isinstance(delta, dict):
         out.notes.append(f"a delta for block {escape(compact(index))}, which was never started")
         return
@@ -156,19 +155,15 @@ def _delta(out: _Message, index: Any, delta: Any) -> None:
     (block["json"] if kind == "input_json_delta" else block["parts"]).append(value)
 
 
-def _integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _render(out: _Message) -> str:
     lines: list[str] = []
     for key in ("id", "model", "role"):
         if key in out.head:
-            lines.append(f"{key}: {_scalar(out.head[key])}")
+            lines.append(f"{key}: {scalar(out.head[key])}")
     if out.stop or (out.ended and not out.errors):
-        lines.append(f"stop_reason: {_scalar(out.stop.get('stop_reason'))}")
+        lines.append(f"stop_reason: {scalar(out.stop.get('stop_reason'))}")
         if out.stop.get("stop_sequence") is not None:
-            lines.append(f"stop_sequence: {_scalar(out.stop['stop_sequence'])}")
+            lines.append(f"stop_sequence: {scalar(out.stop['stop_sequence'])}")
     for index in sorted(out.blocks):
         lines.extend(_block(index, out.blocks[index]))
     if out.usage:
@@ -180,59 +175,34 @@ def _render(out: _Message) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def _block(index: Any, block: dict[str, Any]) -> list[str]:
-    kind = block.get("type")
-    head = f"block {escape(compact(index))}: {_scalar(kind)}"
+def _block(index: Any, content: dict[str, Any]) -> list[str]:
+    kind = content.get("type")
+    head = f"block {escape(compact(index))}: {scalar(kind)}"
     if kind == "tool_use":
-        head += f" {_scalar(block.get('name'))} (id {_scalar(block.get('id'))})"
-        raw = "".join(block.get("json") or [])
+        head += f" {scalar(content.get('name'))} (id {scalar(content.get('id'))})"
+        raw = "".join(content.get("json") or [])
         if not raw:
-            return [head, *_text(_pretty(block.get("input", {})))]
+            return [head, *block(pretty(content.get("input", {})))]
         ok, value = loads_ok(raw)
-        return [head, *_text(_pretty(value) if ok else raw), *([] if ok else ["    (input is not valid JSON)"])]
-    if kind == "thinking" and not block.get("signature"):
+        return [head, *block(pretty(value) if ok else raw), *([] if ok else ["    (input is not valid JSON)"])]
+    if kind == "thinking" and not content.get("signature"):
         head += " (no signature)"
-    text = "".join(part for part in block.get("parts") or [] if isinstance(part, str))
-    return [head, *_text(text)] if text else [head + " (empty)"]
-
-
-def _text(text: str, indent: str = "    ") -> list[str]:
-    more = len(text) - MAX_TEXT_CHARS
-    lines = [indent + escape(line) for line in text[:MAX_TEXT_CHARS].split("\n")]
-    return [*lines, f"{indent}… (+{more} chars)"] if more > 0 else lines
-
-
-def _scalar(value: Any) -> str:
-    if value is None:
-        return "(none)"
-    return cut(escape(value if isinstance(value, str) else compact(value))) or '""'
-
-
-def _pretty(value: Any) -> str:
-    try:
-        return dump_pretty(value).decode("utf-8").rstrip("\n")
-    except (ValueError, TypeError, RecursionError):
-        return "(too deeply nested to show)"
+    text = "".join(part for part in content.get("parts") or [] if isinstance(part, str))
+    return [head, *block(text)] if text else [head + " (empty)"]
 
 
 @safe
 def translated_view(original: bytes, rewritten: bytes) -> str:
     """A bridged flow: the upstream's chat reply and the Anthropic reply sent, each as a
     client builds it, then each one's events."""
-    from .assembled import assembled_view  # assembled imports this module
-
     return (
         "The upstream's chat reply was translated into Anthropic's Messages API.\n\n"
         "What a chat client builds from the upstream's reply:\n"
-        + _indented(assembled_view(original))
+        + indented(chat_view(original))
         + "\nWhat an Anthropic client builds from the reply sent:\n"
-        + _indented(anthropic_view(rewritten))
+        + indented(anthropic_view(rewritten))
         + "\nThe upstream's events:\n"
-        + _indented(sse_view(original))
+        + indented(sse_view(original))
         + "\nThe events sent:\n"
-        + _indented(sse_view(rewritten))
+        + indented(sse_view(rewritten))
     )
-
-
-def _indented(text: str) -> str:
-    return "".join("  " + line + "\n" for line in text.splitlines())

@@ -11,6 +11,7 @@ from typing import Any
 
 from .anthropic import is_anthropic, translated_view
 from .events import NOT_JSON, Unit, stream_units
+from .responses import bridged_view, is_responses
 from .text import as_bytes, compact, escape, safe
 
 # How far ahead the alignment looks for an event's counterpart.
@@ -20,8 +21,6 @@ ALIGN_WINDOW = 64
 @safe
 def before_after_view(original: bytes, rewritten: bytes) -> str:
     """The upstream's events beside the ones sent: `  ` same, `~` repaired, `-` dropped, `+` added."""
-    from .responses import bridged_view, is_responses  # it builds on the assembled view
-
     if is_responses(rewritten) and not is_responses(original):
         return bridged_view(original, rewritten)
     if is_anthropic(rewritten) and not is_anthropic(original):

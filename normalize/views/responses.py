@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .assembled import _Assembly, _block, _from_body, _plain, _pretty, _scalar
-from .assembled import _from_stream as _chat_stream
+from . import chat
 from .events import data_events
-from .text import as_bytes, compact, cut, escape, loads_ok
+from .text import as_bytes, as_list, block, compact, cut, escape, indented, loads_ok, pretty, scalar
 
 TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 _TEXT_DELTAS = {
@@ -136,9 +135,9 @@ def _response(build: _Build, response: dict[str, Any], streamed: bool = False) -
 def _render(build: _Build) -> str:
     response = build.response
     lines = [
-        f"id: {_scalar(response.get('id'))}",
-        f"model: {_scalar(response.get('model'))}",
-        f"status: {_scalar(response.get('status'))}",
+        f"id: {scalar(response.get('id'))}",
+        f"model: {scalar(response.get('model'))}",
+        f"status: {scalar(response.get('status'))}",
     ]
     incomplete = response.get("incomplete_details")
     if incomplete:
@@ -147,7 +146,7 @@ def _render(build: _Build) -> str:
         lines += _item(index, build.items[index], "".join(build.texts.get(index, ())))
     for index in sorted(set(build.texts) - set(build.items)):
         lines.append(f"item {index}: (deltas for an item never added)")
-        lines += _block("".join(build.texts[index]))
+        lines += block("".join(build.texts[index]))
     if response.get("usage") is not None:
         lines.append(f"usage: {cut(escape(compact(response['usage'])))}")
     lines += [f"error: {error}" for error in build.errors]
@@ -159,31 +158,31 @@ def _render(build: _Build) -> str:
 
 def _item(index: int, item: dict[str, Any], deltas: str) -> list[str]:
     kind = item.get("type")
-    head = f"item {index}: {_scalar(kind)} {_scalar(item.get('id'))}"
+    head = f"item {index}: {scalar(kind)} {scalar(item.get('id'))}"
     if isinstance(item.get("status"), str):
         head += f" ({escape(item['status'])})"
     if kind == "message":
-        parts = _list(item.get("content"))
+        parts = as_list(item.get("content"))
         text = "".join(p.get("text") or p.get("refusal") or "" for p in parts if isinstance(p, dict)) or deltas
         refused = any(isinstance(p, dict) and p.get("type") == "refusal" for p in parts)
-        return [cut(head), "  refusal:" if refused else "  text:", *_block(text)]
+        return [cut(head), "  refusal:" if refused else "  text:", *block(text)]
     if kind == "reasoning":
-        summary = _list(item.get("summary"))
-        content = _list(item.get("content"))
+        summary = as_list(item.get("summary"))
+        content = as_list(item.get("content"))
         text = "".join(p.get("text") or "" for p in summary + content if isinstance(p, dict)) or deltas
-        return [cut(head), "  reasoning:", *_block(text)]
+        return [cut(head), "  reasoning:", *block(text)]
     if kind in ("function_call", "custom_tool_call"):
         name = item.get("name")
         if isinstance(item.get("namespace"), str):
             name = f"{item['namespace']}.{name}"
-        head += f" {_scalar(name)} (call_id {_scalar(item.get('call_id'))})"
+        head += f" {scalar(name)} (call_id {scalar(item.get('call_id'))})"
         value = item.get("arguments" if kind == "function_call" else "input")
         value = value if isinstance(value, str) and value else deltas
         if kind == "function_call":
             ok, parsed = loads_ok(value)
-            shown = _pretty(parsed) if ok and value else value
-            return [cut(head), "  arguments:", *_block(shown or "(none)")]
-        return [cut(head), "  input:", *_block(value or "(none)")]
+            shown = pretty(parsed) if ok and value else value
+            return [cut(head), "  arguments:", *block(shown or "(none)")]
+        return [cut(head), "  input:", *block(value or "(none)")]
     return [cut(head), f"  {cut(escape(compact(item)))}"]
 
 
@@ -193,7 +192,7 @@ def bridged_view(original: bytes, rewritten: bytes) -> str:
     original, rewritten = as_bytes(original), as_bytes(rewritten)
     stripped = original.strip()
     ok, body = loads_ok(stripped) if stripped[:1] in (b"{", b"[") else (False, None)
-    chat = _from_body(body) if ok else _chat_stream(original)
+    upstream = chat.from_body(body) if ok else chat.from_stream(original)
     if rewritten.strip()[:1] == b"{":
         ok, obj = loads_ok(rewritten.strip())
         sent = _Build()
@@ -201,23 +200,21 @@ def bridged_view(original: bytes, rewritten: bytes) -> str:
             _response(sent, obj)
     else:
         sent = _from_stream(rewritten)
-    want, got = _chat_parts(chat), _responses_parts(sent)
+    want, got = _chat_parts(upstream), _responses_parts(sent)
     same = [name for name in want if want[name] == got[name]]
     differ = [name for name in want if want[name] != got[name]]
     verdict = "the same" if not differ else f"different ({', '.join(differ)}; the same: {', '.join(same) or 'nothing'})"
-    from .assembled import _render as _chat_render
-
     return (
         f"bridged: the upstream's chat reply was sent as a Responses reply; text, reasoning and tool calls are {verdict}\n\n"
         "the upstream's reply, as a chat client builds it:\n"
-        + _indent(_chat_render(chat))
+        + indented(chat.render(upstream))
         + "\nthe reply sent, as a Responses client builds it:\n"
-        + _indent(_render(sent))
+        + indented(_render(sent))
     )
 
 
-def _chat_parts(chat: _Assembly) -> dict[str, Any]:
-    message = _plain(chat.choices.get(0, {}).get("message", {}))
+def _chat_parts(upstream: chat.Assembly) -> dict[str, Any]:
+    message = chat.plain(upstream.choices.get(0, {}).get("message", {}))
     calls = message.get("tool_calls") if isinstance(message.get("tool_calls"), list) else []
     names = [((c.get("function") or {}).get("name") or "") for c in calls if isinstance(c, dict)]
     return {
@@ -233,19 +230,11 @@ def _responses_parts(build: _Build) -> dict[str, Any]:
         item, deltas = build.items[index], "".join(build.texts.get(index, ()))
         kind = item.get("type")
         if kind == "message":
-            parts = _list(item.get("content"))
+            parts = as_list(item.get("content"))
             text.append("".join(p.get("text") or "" for p in parts if isinstance(p, dict)) or deltas)
         elif kind == "reasoning":
-            summary = _list(item.get("summary"))
+            summary = as_list(item.get("summary"))
             reasoning.append("".join(p.get("text") or "" for p in summary if isinstance(p, dict)) or deltas)
         elif kind in ("function_call", "custom_tool_call"):
             calls.append(item.get("name") or "")
     return {"text": "".join(text), "reasoning": "".join(reasoning), "tool calls": calls}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _indent(text: str) -> str:
-    return "".join("  " + line + "\n" for line in text.splitlines())

@@ -1,4 +1,6 @@
-"""Shared by the views: text that is safe to show in one line, and the guard that makes a view total.
+"""Shared by the views: text that is safe to show in one line, the pieces every view renders
+alike (a scalar, a block of text, pretty JSON, an indented view), and the guard that makes a
+view total.
 
 Views take any bytes (garbage, cut short, invalid UTF-8, empty) and never
 raise: whatever cannot be parsed is shown as it came, with escapes. Output is
@@ -19,6 +21,8 @@ log = logging.getLogger(__name__)
 
 # A rendered event line longer than this is cut (a whole 8 MiB event on one line helps nobody).
 MAX_LINE_CHARS = 20_000
+# A text block (content, reasoning, arguments) longer than this is cut.
+MAX_TEXT_CHARS = 1_000_000
 
 
 def safe(view: Callable[..., str]) -> Callable[..., str]:
@@ -102,3 +106,43 @@ def json_text(data: bytes) -> str:
     if not ok:
         return raw_text(data) + "\n"
     return dump_pretty(obj).decode("utf-8")
+
+
+def scalar(value: Any) -> str:
+    """A value on one line: a string as it reads, anything else as compact JSON."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, str):
+        return cut(escape(value)) if value else '""'
+    return cut(escape(compact(value)))
+
+
+def block(text: str, indent: str = "    ") -> list[str]:
+    """A text of many lines, each indented and escaped, cut after MAX_TEXT_CHARS."""
+    more = len(text) - MAX_TEXT_CHARS
+    lines = [indent + escape(line) for line in text[:MAX_TEXT_CHARS].split("\n")]
+    return [*lines, f"{indent}… (+{more} chars)"] if more > 0 else lines
+
+
+def pretty(value: Any) -> str:
+    try:
+        return dump_pretty(value).decode("utf-8").rstrip("\n")
+    except (ValueError, TypeError, RecursionError):
+        return "(too deeply nested to show)"
+
+
+def indented(text: str) -> str:
+    """A whole view, indented under a heading of another."""
+    return "".join("  " + line + "\n" for line in text.splitlines())
+
+
+def integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
