@@ -668,6 +668,14 @@ def test_models_from_the_upstream_for_an_anthropic_client():
     assert json.loads(error.body) == {"type": "error", "error": {"type": "authentication_error", "message": "Unauthorized"}}
 
 
+def test_model_list_error_for_an_anthropic_client_has_the_status_to_act_on():
+    # The same status fixes as every other error (NIM's worker cap is a rate limit).
+    exchange = MODELS.open(Request("GET", "/v1/models", headers={"anthropic-version": "2023-06-01"}), ENV)
+    error = exchange.whole(Head(500, "application/json"), b'{"error":{"message":"ResourceExhausted: too many requests","type":"server_error"}}')
+    assert error.status == 429 and json.loads(error.body)["error"]["type"] == "rate_limit_error"
+    assert exchange.repairs["resource_exhausted_not_429"] == 1
+
+
 def test_one_model_for_an_anthropic_client():
     exchange = MODEL.open(Request("GET", "/v1/models/m1", headers={"anthropic-version": "2023-06-01"}), ENV)
     reply = exchange.whole(Head(200, "application/json"), b'{"id":"m1","object":"model","created":0,"owned_by":"x"}')

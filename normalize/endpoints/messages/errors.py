@@ -8,7 +8,9 @@ HTTP error body and as the data of an `event: error` inside a stream.
 keeping the message; the type comes from the HTTP status when there is one
 (`error_type`), else from the status the error itself says (its code or
 type: `endpoints.errors.error_status`). `error_reply(head, body, repairs)`
-is the reply for any upstream error body, in that envelope, status kept.
+is the reply for any upstream error body, in that envelope, with the status
+`endpoints.errors.error_reply` gives (the Messages bridge's own errors go
+through the chat exchange, which gives the same).
 Pure and total.
 
 The types are those of Anthropic's error reference: 400 invalid_request_error
@@ -25,7 +27,8 @@ from typing import Any
 
 from ...repairs import Repair
 from ..base import Head, Reply
-from ..errors import error_body, error_status
+from ..errors import error_reply as openai_error_reply
+from ..errors import error_status
 
 _BY_STATUS = {
     401: "authentication_error",
@@ -63,9 +66,9 @@ def from_openai(error: dict[str, Any], status: int | None = None) -> dict[str, A
 
 
 def error_reply(head: Head, body: bytes, repairs: Counter[Repair]) -> Reply:
-    """Any upstream error body (every shape endpoints/errors.py reads) in Anthropic's envelope."""
-    error, repair = error_body(head.status, body, head.content_type)
-    if repair:
-        repairs[repair] += 1
+    """Any upstream error body (every shape endpoints/errors.py reads) in Anthropic's envelope,
+    with the status a client should act on (errors.error_reply: NIM's misleading ones fixed)."""
+    status, error, found = openai_error_reply(head.status, body, head.content_type)
+    repairs.update(found)
     repairs[Repair.error_not_anthropic] += 1
-    return Reply.json(head.status, from_openai(error, head.status))
+    return Reply.json(status, from_openai(error, status))
