@@ -218,6 +218,38 @@ def test_store_is_bounded_least_recently_used_first():
     assert len(store) == 0 and store.bytes == 0
 
 
+def test_store_keeps_each_turn_once_in_a_chain():
+    # A conversation continued by previous_response_id costs each turn's bytes once (it was
+    # the whole conversation again per turn: quadratic in a long agent run).
+    store = ResponseStore()
+    previous = None
+    for n in range(40):
+        turn = [{"type": "message", "id": f"in_{n}", "role": "user", "content": "x" * 1000},
+                {"type": "message", "id": f"out_{n}", "role": "assistant", "content": "y" * 1000}]
+        assert store.put("k", {"id": f"resp_{n}", "output": turn[1:]}, turn, previous)
+        previous = f"resp_{n}"
+    assert store.bytes < 40 * 3500
+    conversation = store.context("k", "resp_39")
+    assert [item["id"] for item in conversation] == [f"{side}_{n}" for n in range(40) for side in ("in", "out")]
+    assert store.item("k", "in_3")["content"] == "x" * 1000
+
+
+def test_a_chain_with_a_hole_cannot_be_continued():
+    # Never a conversation sent upstream with turns missing: OpenAI's not-found instead.
+    shared = Shared()
+    ids = []
+    for text in ("first", "second", "third"):
+        body = {"model": "m", "input": text, **({"previous_response_id": ids[-1]} if ids else {})}
+        exchange = open_("POST", "/v1/responses", body, shared=shared)
+        _, response = reply_json(exchange.whole(Head(200, "application/json", "POST"), compact(COMPLETION)))
+        ids.append(response["id"])
+    third = open_("POST", "/v1/responses", {"model": "m", "input": "fourth", "previous_response_id": ids[2]}, shared=shared)
+    assert [m["content"] for m in json.loads(third.forward.body)["messages"]] == ["first", "Hello!", "second", "Hello!", "third", "Hello!", "fourth"]
+    shared.responses.delete(key_scope(KEY), ids[1])
+    status, error = reply_json(open_("POST", "/v1/responses", {"input": "x", "previous_response_id": ids[2]}, shared=shared).answer)
+    assert (status, error["error"]["code"]) == (400, "previous_response_not_found")
+
+
 def test_store_scopes_by_a_hash_of_the_key():
     scope = key_scope({"authorization": "Bearer nvapi-secret"})
     assert "nvapi-secret" not in scope and len(scope) == 32

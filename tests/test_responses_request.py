@@ -78,7 +78,7 @@ def test_codex_request():
         Repair.custom_tool_unsupported: 1,
         Repair.namespace_tool_unsupported: 1,
     })
-    assert bridged.context == CODEX["input"]
+    assert bridged.input == CODEX["input"]
 
 
 def test_responses_param_unsupported():
@@ -242,7 +242,7 @@ def test_previous_response_unsupported():
                       Lookup(previous=lambda rid: stored if rid == "resp_1" else None))
     assert bridged.chat["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "first"},
                                         {"role": "assistant", "content": "one"}, {"role": "user", "content": "second"}]
-    assert bridged.context == [*stored, {"type": "message", "role": "user", "content": "second"}]
+    assert bridged.input == [{"type": "message", "role": "user", "content": "second"}]  # what the store keeps of this turn
     assert bridged.repairs[Repair.previous_response_unsupported] == 1
 
 

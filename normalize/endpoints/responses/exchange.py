@@ -41,6 +41,8 @@ class ResponsesExchange(BridgeExchange):
         super().__init__(env)
         self.scope = key_scope(request.headers)
         self.keep = body.get("store") is not False
+        previous = body.get("previous_response_id")
+        self.previous = previous if isinstance(previous, str) and previous else None
         self.bridged = bridged
         self.repairs.update(bridged.repairs)
         chat = self.read_request(bridged.chat)
@@ -65,7 +67,7 @@ class ResponsesExchange(BridgeExchange):
             return
         store = self.env.shared.responses
         output = response.get("output") if isinstance(response.get("output"), list) else []
-        if not store.put(self.scope, response, self.bridged.context + output) and store.max_bytes:
+        if not store.put(self.scope, response, self.bridged.input + output, self.previous) and store.max_bytes:
             log.info("%s: response %s is larger than normalize_responses_store_bytes; not kept", self.env.label, response.get("id"))
 
 

@@ -2,9 +2,9 @@
 
 Contract: `to_chat(body, lookup, label)` returns a `Bridged`: the
 chat body (the chat request rules still apply to it: chat/request.py), the
-tool names (tools.py), the conversation's items as the Responses API sees
-them (for the store: the previous response's items, then this input) and the
-repairs made. It raises `BridgeError` (an OpenAI error and its status) for
+tool names (tools.py), this request's input items as the Responses API sees
+them (for the store, which keeps each response's own items) and the repairs
+made. It raises `BridgeError` (an OpenAI error and its status) for
 what OpenAI would refuse too: an unknown `previous_response_id` or item
 reference. The body is never changed in place, and never logged.
 
@@ -67,7 +67,7 @@ class BridgeError(Exception):
 class Bridged:
     chat: dict[str, Any]
     tools: ToolMap
-    context: list[Any]  # the conversation as Responses items: previous items, then this input
+    input: list[Any]  # this request's input, as Responses items (item references resolved)
     repairs: Counter[Repair] = field(default_factory=Counter)
 
 
@@ -78,12 +78,12 @@ def to_chat(body: dict[str, Any], lookup: Lookup | None = None, *, label: str = 
     if "model" in body:
         chat["model"] = body["model"]
     tools, names = chat_tools(body.get("tools"), repairs=repairs, label=label)
-    context = _context(body, lookup, repairs)
+    previous, given = _previous(body, lookup, repairs), _input(body, lookup, repairs)
     messages = Messages(names, repairs, label)
     instructions = body.get("instructions")
     if isinstance(instructions, str) and instructions:
         messages.add({"role": "system", "content": instructions})
-    for item in context:
+    for item in previous + given:
         messages.item(item)
     chat["messages"] = messages.out
     if tools:
@@ -109,33 +109,35 @@ def to_chat(body: dict[str, Any], lookup: Lookup | None = None, *, label: str = 
     if unknown:
         repairs[Repair.responses_param_unsupported] += len(unknown)
         log.info("%s: not sent upstream, as chat has no place for them: %s", label, shown(unknown))
-    return Bridged(chat, names, context, repairs)
+    return Bridged(chat, names, given, repairs)
 
 
-def _context(body: dict[str, Any], lookup: Lookup, repairs: Counter[Repair]) -> list[Any]:
-    """The conversation as Responses items: the previous response's, then this request's input."""
-    items: list[Any] = []
+def _previous(body: dict[str, Any], lookup: Lookup, repairs: Counter[Repair]) -> list[Any]:
+    """The conversation `previous_response_id` continues, as Responses items."""
     previous = body.get("previous_response_id")
-    if isinstance(previous, str) and previous:
-        stored = lookup.previous(previous)
-        if stored is None:
-            raise BridgeError(
-                400, f"Previous response with id '{previous}' not found.", "previous_response_id", "previous_response_not_found"
-            )
-        repairs[Repair.previous_response_unsupported] += 1
-        items += stored
+    if not (isinstance(previous, str) and previous):
+        return []
+    stored = lookup.previous(previous)
+    if stored is None:
+        raise BridgeError(400, f"Previous response with id '{previous}' not found.", "previous_response_id", "previous_response_not_found")
+    repairs[Repair.previous_response_unsupported] += 1
+    return stored
+
+
+def _input(body: dict[str, Any], lookup: Lookup, repairs: Counter[Repair]) -> list[Any]:
+    """This request's input as Responses items, item references resolved from the store."""
     given = body.get("input")
     if isinstance(given, str):
-        items.append({"type": "message", "role": "user", "content": given})
-    elif isinstance(given, list):
-        for item in given:
-            if isinstance(item, dict) and item.get("type") == "item_reference":
-                found = lookup.item(text_or(item.get("id")))
-                if found is None:
-                    raise BridgeError(404, f"Item with id '{item.get('id')}' not found.", "input")
-                repairs[Repair.item_reference_unsupported] += 1
-                item = found
-            items.append(item)
+        return [{"type": "message", "role": "user", "content": given}]
+    items: list[Any] = []
+    for item in given if isinstance(given, list) else ():
+        if isinstance(item, dict) and item.get("type") == "item_reference":
+            found = lookup.item(text_or(item.get("id")))
+            if found is None:
+                raise BridgeError(404, f"Item with id '{item.get('id')}' not found.", "input")
+            repairs[Repair.item_reference_unsupported] += 1
+            item = found
+        items.append(item)
     return items
 
 

@@ -2,12 +2,18 @@
 `GET`/`DELETE /v1/responses/{id}` work against an upstream that keeps nothing.
 
 Contract: `ResponseStore(max_bytes)` keeps, per API key, the responses put in
-it (`lookup(scope)` is what a request's translation may find there): the Response object and the conversation it ended (input items and output
-items, as Responses items), as compact JSON. It holds at most `max_bytes` of
-them, least recently used dropped first (0 keeps nothing); `resize` changes
+it, as compact JSON: the Response object, its own items (the request's input
+items, then its output items, as Responses items) and the id of the response
+it continued. A conversation is the chain of those (`context`), so a long
+chain costs each turn's bytes once, not the whole conversation again per
+turn. It holds at most `max_bytes`, least recently used dropped first (0
+keeps nothing; reading a chain uses every response in it); `resize` changes
 the bound. Entries are scoped by `key_scope(headers)`, a hash of the API key
 that made them: another key finds nothing, and the key itself is never kept.
-A request with `store: false` (Codex's) puts nothing here.
+`lookup(scope)` is what a request's translation may find there. A request
+with `store: false` (Codex's) puts nothing here. A response continuing one
+that was dropped or deleted cannot be continued either: its conversation has
+a hole (the client gets OpenAI's previous_response_not_found).
 
 In memory, in one process: a restart, or another mitmdump behind a balancer,
 does not know these ids (the client gets OpenAI's not-found error).
@@ -46,12 +52,13 @@ class Lookup:
 @dataclass(slots=True)
 class _Entry:
     response: bytes  # the Response object
-    context: bytes  # input items and output items
+    items: bytes  # its own items: the request's input items, then its output items
+    previous: str | None  # the response it continued (previous_response_id)
     item_ids: tuple[str, ...]
 
     @property
     def size(self) -> int:
-        return len(self.response) + len(self.context) + sum(len(i) for i in self.item_ids) + 200
+        return len(self.response) + len(self.items) + len(self.previous or "") + sum(len(i) for i in self.item_ids) + 200
 
 
 class ResponseStore:
@@ -68,13 +75,14 @@ class ResponseStore:
         self.max_bytes = max_bytes
         self._evict()
 
-    def put(self, scope: str, response: dict[str, Any], context: list[Any]) -> bool:
-        """Keeps a finished response and its conversation; False when it does not fit at all."""
+    def put(self, scope: str, response: dict[str, Any], items: list[Any], previous: str | None = None) -> bool:
+        """Keeps a finished response, its own items (input, then output) and the response it
+        continued; False when it does not fit at all."""
         response_id = response.get("id")
         if not isinstance(response_id, str):
             return False
-        item_ids = tuple(item["id"] for item in context if isinstance(item, dict) and isinstance(item.get("id"), str))
-        entry = _Entry(dump(response), dump(context), item_ids)
+        item_ids = tuple(item["id"] for item in items if isinstance(item, dict) and isinstance(item.get("id"), str))
+        entry = _Entry(dump(response), dump(items), previous, item_ids)
         if entry.size > self.max_bytes:
             return False
         self.delete(scope, response_id)
@@ -94,15 +102,27 @@ class ResponseStore:
         return None if entry is None else _loads(entry.response)
 
     def context(self, scope: str, response_id: str) -> list[Any] | None:
-        """The conversation a stored response ended: what `previous_response_id` continues."""
-        entry = self._get(scope, response_id)
-        return None if entry is None else _loads(entry.context)
+        """The conversation a stored response ended (what `previous_response_id` continues):
+        the items of every response in its chain, oldest first, then its own. None when it,
+        or one it continued, is not kept: a conversation is never sent with a hole in it."""
+        chain: list[_Entry] = []
+        at: str | None = response_id
+        while at is not None:
+            entry = self._get(scope, at)
+            if entry is None or len(chain) > len(self._entries):  # gone, or a loop (ids were reused)
+                return None
+            chain.append(entry)
+            at = entry.previous
+        items: list[Any] = []
+        for entry in reversed(chain):
+            items += _loads(entry.items) or []
+        return items
 
     def item(self, scope: str, item_id: str) -> Any | None:
         """One item of any stored response of this key, by its id (`item_reference`)."""
         response_id = self._items.get((scope, item_id))
-        context = None if response_id is None else self.context(scope, response_id)
-        for item in context or ():
+        entry = None if response_id is None else self._get(scope, response_id)
+        for item in (_loads(entry.items) or []) if entry is not None else ():
             if isinstance(item, dict) and item.get("id") == item_id:
                 return item
         return None
