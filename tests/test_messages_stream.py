@@ -333,6 +333,16 @@ def test_tool_call_after_text_that_followed_it(caplog):
     assert repairs["stream_not_translatable"] == 1
 
 
+def test_nothing_after_an_error_in_the_middle_of_a_chunk():
+    # The late arguments and the finish in one chunk, another call open: the error is last.
+    first = {"index": 0, "id": "call_0", "type": "function", "function": {"name": "Bash", "arguments": "{"}}
+    second = {"index": 1, "id": "call_1", "type": "function", "function": {"name": "Bash", "arguments": "{"}}
+    late = chunk({"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]}, "tool_calls")
+    out, _, _ = run([chunk({"role": "assistant", "tool_calls": [first]}) + chunk({"content": "Hmm."}) + chunk({"tool_calls": [second]}) + late])
+    check_protocol(out)
+    assert names(out)[-1] == "error"
+
+
 def test_refusal_is_text():
     # A chat refusal has no block of its own in a Messages reply: it is the reply's text.
     out, _, _ = run([chunk({"role": "assistant", "refusal": "I can't help with that."}) + chunk({}, "stop") + b"data: [DONE]\n\n"])

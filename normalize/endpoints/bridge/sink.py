@@ -119,11 +119,9 @@ class BridgeSink:
         return self.fail_with("The upstream's reply broke off inside an event: it is incomplete.", Repair.stream_ended_early)
 
     def raw(self, data: bytes) -> bytes:
-        self._dropped += len(data)
-        if self.over:
-            return b""
         if not data.strip():
-            return self.ended_early()
+            return b""  # nothing is lost; close() says whether a reply came
+        self._dropped += len(data)
         return self.fail_with("The proxy could not read the rest of the upstream's reply.", Repair.stream_not_translatable)
 
     def close(self) -> bytes:
@@ -193,7 +191,7 @@ class BridgeSink:
                 if isinstance(call, dict):
                     out.append(self._call(call))
         reason = choice.get("finish_reason")
-        if isinstance(reason, str) and reason:
+        if isinstance(reason, str) and reason and not self.over:
             self.finish, self.finish_choice = reason, choice
             out.append(self.close_all())
         return b"".join(out)
@@ -269,6 +267,7 @@ class BridgeSink:
             return b""
         self.over = True
         self.open_kind = None
+        self.calls.clear()  # what is open stays unfinished: the failure says why
         return self.write_failure(error)
 
     def warn_once(self, kind: str, message: str) -> None:
