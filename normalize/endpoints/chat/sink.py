@@ -3,7 +3,8 @@
 Contract: `ChatStream` (stream.py) reads the upstream's chat stream, repairs
 it, and hands what it found to a `ChunkSink`, which writes the client's wire
 format. `ChatSink` writes OpenAI's chat stream; the Responses and Messages
-bridges bring sinks of their own and so reuse every chat repair. A sink is
+bridges bring sinks of their own (on bridge/sink.py's `BridgeSink`, which
+decides when their events are written) and so reuse every chat repair. A sink is
 called in stream order and returns the bytes to send at that point (b"" for
 nothing); it never raises for input it was handed.
 

@@ -95,12 +95,8 @@ class MessagesSink(BridgeSink):
     def write_open_call(self, call: dict[str, Any], function: dict[str, Any]) -> tuple[int, bytes]:
         index = self._block()
         name = function.get("name")
-        block = {
-            "type": "tool_use",
-            "id": call["id"],
-            "name": name if isinstance(name, str) else "",
-            "input": {},
-        }  # the rules give every call an id
+        # The chat rules give every call an id, in its first delta.
+        block = {"type": "tool_use", "id": call["id"], "name": name if isinstance(name, str) else "", "input": {}}
         return index, event("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
 
     def write_arguments(self, index: int, arguments: str) -> bytes:

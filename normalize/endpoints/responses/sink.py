@@ -133,7 +133,8 @@ class ResponsesSink(BridgeSink):
         name = function.get("name")
         tool = self.tools.tool(name if isinstance(name, str) else "")
         item = self._new(CUSTOM_CALL if tool.kind == CUSTOM else FUNCTION_CALL)
-        item.call_id, item.name, item.namespace = call["id"], tool.name, tool.namespace  # the chat rules give every call an id
+        # The chat rules give every call an id, in its first delta.
+        item.call_id, item.name, item.namespace = call["id"], tool.name, tool.namespace
         delta_type = "response.custom_tool_call_input.delta" if tool.kind == CUSTOM else "response.function_call_arguments.delta"
         item.delta = _delta_format(delta_type, f'"item_id":"{item.id}","output_index":{item.index}', "}")
         if tool.kind == CUSTOM:
