@@ -9,7 +9,9 @@ when the client sent no Authorization, and without the `x-api-key` and
 `anthropic-*` headers. The reply comes back in Anthropic's shapes: a stream
 through `ChatStream` (every chat repair) into `MessagesSink` (sink.py), a
 whole chat.completion as a `message` (message.py), errors in Anthropic's
-envelope with the upstream's status kept (errors.py). A body that is not a
+envelope (errors.py) with the status the chat exchange gives (NIM's
+misleading ones fixed; what a rejection teaches is learned, and a request
+that was not streamed retried once). A body that is not a
 Messages request is answered with an Anthropic error, without asking the
 upstream. `COUNT_TOKENS.open` answers `count_tokens` itself (tokens.py).
 With `normalize_messages=pass` both pass untouched.

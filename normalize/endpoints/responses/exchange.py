@@ -7,8 +7,8 @@ translates the body (request.py), applies the chat request rules to it
 sends it to the same prefix's `chat/completions`. A streamed reply goes
 through `ChatStream` with a `ResponsesSink`: every chat repair, then
 Responses events. A whole reply is repaired as a chat.completion, then
-answered as a Response (reply.py); errors keep the upstream's status in
-OpenAI's envelope. What OpenAI would refuse (an unknown previous response, a
+answered as a Response (reply.py); errors are the chat exchange's (OpenAI's
+envelope, the status a client should act on). What OpenAI would refuse (an unknown previous response, a
 body that is no JSON object) is answered by the proxy, never sent upstream.
 Finished responses are kept (store.py) unless the request said `store: false`.
 With `normalize_responses=pass`, everything passes as it came (errors are
