@@ -129,6 +129,22 @@ def test_whole_reply_tool_arguments_missing():
     assert exchange.repairs[Repair.tool_arguments_missing] == 1
 
 
+def test_stream_sent_as_json():
+    # exo labels its streams application/json: the chat core's repair and log line hold here too.
+    exchange = open_("POST", "/v1/responses", {"input": "x", "stream": True})
+    transducer = exchange.stream(Head(200, "application/json", "POST"))
+    assert assemble(b"".join(transducer.feed(p) for p in nim_stream([("content", "hi")])) + transducer.close()).text == "hi"
+    assert exchange.repairs[Repair.stream_sent_as_json] == 1
+
+
+def test_body_not_bare_json():
+    # DeepSeek's blank lines before a whole reply, counted as for chat clients.
+    exchange = open_("POST", "/v1/responses", {"input": "x"})
+    status, response = reply_json(exchange.whole(Head(200, "application/json", "POST"), b"\n\n" + compact(COMPLETION)))
+    assert status == 200 and response["output"][0]["content"][0]["text"] == "Hello!"
+    assert exchange.repairs[Repair.body_not_bare_json] == 1
+
+
 def test_upstream_error_keeps_its_status_in_openais_envelope():
     exchange = open_("POST", "/v1/responses", {"input": "x"})
     status, body = reply_json(exchange.whole(Head(422, "application/problem+json", "POST"), b"data:" + compact(NIM_422_PROBLEM)))
