@@ -34,7 +34,7 @@ from ..settings import Settings
 from ..wire.body import ENCODINGS, DecodeError, Decoder, encoding_of
 from . import options, retry
 from .pace import Pace, wait_too_long
-from .record import Unredacted, label, record, redact, secrets
+from .record import Unredacted, label, record, secrets
 from .state import FlowState, Keys, attach, state_of
 from .streaming import StreamRewriter, close_delimit, open_length, set_stream_headers
 from .whole import Collected, head, read_body, rewrite
@@ -66,7 +66,13 @@ class Normalize:
     # -- hooks ---------------------------------------------------------------
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        if not flow.live or retry.is_retry(flow) or not self.settings.targets(flow.request.host, flow.request.port):
+        if retry.is_retry(flow):
+            # The addon's own retry, carrying the client's key: held like any flow until sent
+            # (mitmproxy's save addon keeps it in flight from its request hook on).
+            if self.settings.redact_keys:
+                self.unredacted.hold(flow)
+            return
+        if not flow.live or not self.settings.targets(flow.request.host, flow.request.port):
             return
         state = attach(flow, FlowState(route(flow.request.method, flow.request.path_components), label(flow)))
         if self.settings.redact_keys:
@@ -140,7 +146,7 @@ class Normalize:
         state = state_of(flow)
         response = flow.response
         if retry.is_retry(flow) and self.settings.redact_keys:
-            redact(flow)  # the addon's own retry: sent, so its stored copy need not keep the key either
+            self.unredacted.redact(flow)  # the addon's own retry: sent, so its stored copy need not keep the key either
         if response is None or not flow.live:
             return
         if state is None:
@@ -261,7 +267,8 @@ class Normalize:
         if change is None or (self.pace.on and await self.pace.hold(state.pace_key) is None):
             return None  # waiting for the rate limit that long: the client gets the rejection
         log.info("%s %s: rejected; sending it once more, repaired", state.label, head(flow).status)
-        response = await retry.resend(flow, change, RETRY_TIMEOUT, state.label, keys, redact_keys=self.settings.redact_keys)
+        unredacted = self.unredacted if self.settings.redact_keys else None
+        response = await retry.resend(flow, change, RETRY_TIMEOUT, state.label, keys, unredacted)
         if self.pace.on:
             self.pace.arrived(state.pace_key)
         if response is None:
@@ -279,7 +286,7 @@ class Normalize:
         # A client or upstream went away (mid-stream, too), or the upstream could not be
         # reached: no response hook will come.
         if retry.is_retry(flow) and self.settings.redact_keys:
-            redact(flow)
+            self.unredacted.redact(flow)
         state = state_of(flow)
         if state is None:
             return

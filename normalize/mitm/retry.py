@@ -27,7 +27,7 @@ import logging
 from mitmproxy import ctx, http
 
 from ..endpoints.base import Forward
-from .record import redact
+from .record import Unredacted
 
 log = logging.getLogger("normalize")
 
@@ -53,10 +53,11 @@ async def resend(
     timeout: float,
     label: str,
     keys: tuple[tuple[str, list[str]], ...] = (),
-    *,
-    redact_keys: bool = True,
+    unredacted: Unredacted | None = None,
 ) -> http.Response | None:
-    """`keys`: the API key headers as the client sent them (the flow's own are redacted by now)."""
+    """`keys`: the API key headers as the client sent them (the flow's own are redacted by now);
+    `unredacted` (None: keys are not redacted) holds the copy from its request headers on and
+    takes the keys off it once it is done."""
     assert ReplayHandler is not None
     copy = flow.copy()
     setattr(copy, _MARK, True)
@@ -79,8 +80,8 @@ async def resend(
                 transport.handler.cancel()
         return None
     finally:
-        if redact_keys:
-            redact(copy)
+        if unredacted is not None:
+            unredacted.redact(copy)
     if copy.response is None:
         log.warning("%s: the retry failed (%s); the client gets the rejection", label, copy.error.msg if copy.error else "no reply")
     return copy.response

@@ -13,6 +13,7 @@ is kept per model for the life of the module's mitmdump.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -282,6 +283,46 @@ def test_retry_over_tls_in_reverse_mode(tls_upstream: ScriptedUpstream, mitmdump
     assert [rx.rejects(b) for b in bodies(tls_upstream)] == [True, False]
     assert [r.header("authorization") for r in tls_upstream.requests] == ["Bearer nvapi-test"] * 2
     mitm.stop()
+    from mitmproxy import io
+
+    with saved.open("rb") as f:
+        flows = list(io.FlowReader(f).stream())
+    assert sorted(f.is_replay or "client" for f in flows) == ["client", "request"]
+    assert [f.request.headers["authorization"] for f in flows] == ["Bearer [redacted]"] * 2
+    assert b"nvapi-test" not in saved.read_bytes()
+
+
+def test_retry_in_flight_at_shutdown_is_saved_without_its_key(upstream: ScriptedUpstream, mitmdump, tmp_path) -> None:
+    """Ctrl-C while the retry waits for a slow model: `-w` writes the client's flow and the retry's
+    copy, both still in flight, and neither holds the key the upstream got."""
+    rx = U.nim_rejects_penalties
+    gate = threading.Event()
+
+    def answer(request: RecordedRequest) -> Reply:
+        if rx.rejects(json.loads(request.body)):
+            return Reply(rx.reply.status, rx.reply.all_headers(), list(rx.reply.chunks), mode="content-length")
+        gate.wait(20)  # the retry: the model thinks until the test has stopped mitmdump
+        return Reply(200, [("Content-Type", U.JSON)], [U.compact(U.nim_ok_completion("gemma-slow"))], mode="content-length")
+
+    upstream.respond("POST", U.CHAT_PATH, answer)
+    saved = tmp_path / "flows.mitm"
+    mitm = mitmdump.start("-w", str(saved), normalize_hosts=[upstream.host_port], options={"normalize_profile": f"{upstream.host_port}=nim"})
+
+    def ask_in_background() -> None:
+        try:
+            ask(upstream, mitm.url, rx, "gemma-slow", stream=False)
+        except openai.APIError:
+            pass  # mitmdump went away under it: expected
+
+    thread = threading.Thread(target=ask_in_background, daemon=True)
+    thread.start()
+    try:
+        first, retried = upstream.wait_for_requests(2, timeout=10)
+        assert [r.header("authorization") for r in (first, retried)] == ["Bearer nvapi-test"] * 2
+        assert mitm.stop() == 0, mitm.log
+    finally:
+        gate.set()
+        thread.join(10)
     from mitmproxy import io
 
     with saved.open("rb") as f:

@@ -1,0 +1,120 @@
+"""The one retry of a rejected request (mitm/retry.py), through the addon's hooks.
+
+mitmproxy's client-replay handler is replaced by `Replay`, which runs the
+copy through the addon's hooks as mitmproxy does and answers it as the test
+says (or keeps it waiting, as a slow model would). tests/e2e/test_nim_e2e.py
+shows the retry through a real mitmdump.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+import pytest
+from mitmproxy import http
+from mitmproxy.test import taddons, tflow, tutils
+
+from normalize.mitm import addon, retry
+
+KEY = "Bearer nvapi-secret"
+REJECTED = {"model": "g", "messages": [{"role": "user", "content": "Hi"}], "presence_penalty": 0}
+REJECTION = json.dumps({"error": "body -> presence_penalty\n  Extra inputs are not permitted (type=extra_forbidden)"}).encode()
+COMPLETION = json.dumps(
+    {"id": "c", "object": "chat.completion", "created": 1, "model": "g",
+     "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello!", "refusal": None}, "logprobs": None, "finish_reason": "stop"}]}
+).encode()
+
+
+def ok(copy: http.HTTPFlow) -> http.Response:
+    return http.Response.make(200, COMPLETION, {"content-type": "application/json"})
+
+
+class Replay:
+    """Stands in for mitmproxy's ReplayHandler (constructed as it is, with the copy and the
+    options): runs the copy through the addon's hooks, waits for `gate` when there is one
+    (a model thinking), and gives it `answer(copy)` (None: the copy fails)."""
+
+    def __init__(self, normalize: addon.Normalize, answer: Callable[[http.HTTPFlow], http.Response | None] = ok) -> None:
+        self.normalize = normalize
+        self.answer = answer
+        self.gate: asyncio.Event | None = None
+        self.copies: list[http.HTTPFlow] = []
+        self.transports: dict = {}
+        self.sent = asyncio.Event()  # the copy's request hooks have run
+
+    def __call__(self, flow: http.HTTPFlow, options: object) -> Replay:
+        self.copies.append(flow)
+        return self
+
+    async def replay(self) -> None:
+        copy = self.copies[-1]
+        self.normalize.requestheaders(copy)
+        self.normalize.request(copy)
+        self.sent.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        copy.response = self.answer(copy)
+        if copy.response is None:
+            copy.error = tflow.terr("Server disconnected.")
+            self.normalize.error(copy)
+        else:
+            self.normalize.responseheaders(copy)
+            self.normalize.response(copy)
+
+
+@pytest.fixture
+def normalize(monkeypatch):
+    a = addon.Normalize()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, normalize_hosts=["api.example.com"], normalize_profile=["api.example.com=nim"])
+        replay = Replay(a)
+        monkeypatch.setattr(retry, "ReplayHandler", replay)
+        yield a, tctx, replay
+
+
+def rejected(a: addon.Normalize, *, status: int = 422, body: bytes = REJECTION):
+    """A client's chat request through the hooks up to its response, which the upstream rejected:
+    the flow, and what the response hook returned (the retry's coroutine, if it retries)."""
+    flow = tflow.tflow(
+        req=tutils.treq(host="api.example.com", port=443, path=b"/v1/chat/completions", method=b"POST",
+                        content=json.dumps(REJECTED).encode(), headers=((b"authorization", KEY.encode()),)),
+        resp=False,
+    )
+    flow.client_conn.timestamp_end = None  # the client is still there
+    a.requestheaders(flow)
+    a.request(flow)
+    flow.response = http.Response.make(status, body, {"content-type": "application/json"})
+    a.responseheaders(flow)
+    return flow, a.response(flow)
+
+
+def test_rejected_request_retried(normalize):
+    a, _, replay = normalize
+    flow, waiting = rejected(a)
+    asyncio.run(waiting)
+    (copy,) = replay.copies
+    assert json.loads(copy.request.content) == {k: v for k, v in REJECTED.items() if k != "presence_penalty"}
+    assert flow.response.status_code == 200 and json.loads(flow.response.content)["choices"][0]["message"]["content"] == "Hello!"
+    assert copy.request.headers["authorization"] == "Bearer [redacted]"
+
+
+def test_retry_in_flight_at_shutdown_holds_no_key(normalize):
+    """Ctrl-C while the retry waits for a slow model: mitmproxy's save addon writes the copy it
+    saw at its request hook after the addon's done hook, which must have taken the key off."""
+    a, _, replay = normalize
+
+    async def main():
+        replay.gate = asyncio.Event()
+        _, waiting = rejected(a)
+        task = asyncio.ensure_future(waiting)
+        await asyncio.wait_for(replay.sent.wait(), 5)
+        (copy,) = replay.copies
+        assert copy.request.headers["authorization"] == KEY  # still to be sent
+        a.done()
+        assert copy.request.headers["authorization"] == "Bearer [redacted]"
+        replay.gate.set()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(main())
