@@ -420,3 +420,30 @@ def test_request_view_shows_what_the_client_sent_and_what_went_upstream():
         untouched = tflow.tflow(resp=True)
         other = contentviews.Metadata(flow=untouched, http_message=untouched.request, content_type="application/json")
         assert view.render_priority(b"{}", other) == -1
+
+
+
+def bodiless(normalize, method, status, length="122"):
+    """A reply with no body, through the hooks: the upstream's headers say how long a body would be."""
+    flow = tflow.tflow(req=tutils.treq(host="api.example.com", port=443, path=b"/v1/models", method=method, content=b""), resp=False)
+    normalize.requestheaders(flow)
+    normalize.request(flow)
+    flow.response = tutils.tresp(status_code=status, content=b"")
+    flow.response.headers["content-type"] = "application/json"
+    if length is None:
+        del flow.response.headers["content-length"]
+    else:
+        flow.response.headers["content-length"] = length
+    normalize.responseheaders(flow)
+    normalize.response(flow)
+    return flow
+
+
+@pytest.mark.parametrize(("method", "status"), [(b"HEAD", 404), (b"HEAD", 200), (b"GET", 304), (b"GET", 204)])
+def test_bodiless_reply_gets_no_body(normalize, method, status):
+    """A reply to HEAD, a 204 or a 304 has no body (RFC 9110 6.4.1): one written after its headers
+    would be read by a keep-alive client as the start of its next response."""
+    flow = bodiless(normalize, method, status)
+    assert flow.response.raw_content == b""
+    assert flow.response.status_code == status
+    assert flow.response.headers["content-length"] == "122" and "transfer-encoding" not in flow.response.headers

@@ -18,7 +18,7 @@ from mitmproxy.test import taddons, tflow, tutils
 from normalize.mitm import addon, options
 from normalize.mitm.state import state_of
 from tests.recorded import NIM_STREAM, NIM_STREAM_EVENTS, NIM_STREAM_REPAIRED
-from tests.test_mitm import chat_flow, drive, through_headers
+from tests.test_mitm import bodiless, chat_flow, drive, through_headers
 
 NULL_COMPLETION = b'{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null},"finish_reason":"stop"}]}'
 REPAIRED_COMPLETION = b'{\n  "id": "c",\n  "object": "chat.completion",\n  "created": 1,\n  "model": "m",\n  "choices": [\n    {\n      "index": 0,\n      "message": {\n        "role": "assistant",\n        "content": ""\n      },\n      "finish_reason": "stop"\n    }\n  ]\n}\n'
@@ -168,6 +168,16 @@ def test_stream_large_bodies_stream_is_still_rewritten(normalize):
     flow.response.stream = True
     through_headers(a, flow)
     assert drive(flow, NIM_STREAM_EVENTS) == NIM_STREAM_REPAIRED
+
+
+def test_stream_large_bodies_not_modified_gets_no_body(normalize):
+    """A 304 has no body: with stream_large_bodies the addon must not open a chunked one for it
+    (mitmproxy would write the chunked end, 0 CRLF CRLF, after the 304)."""
+    a, tctx = normalize
+    tctx.options.stream_large_bodies = "1"
+    flow = bodiless(a, b"GET", 304, length=None)
+    assert not flow.response.stream
+    assert "transfer-encoding" not in flow.response.headers
 
 
 # -- case 7: untargeted streams --------------------------------------------------

@@ -96,7 +96,8 @@ class Head:
 
     @property
     def has_body(self) -> bool:
-        return self.method != "HEAD" and self.status != 204 and not 100 <= self.status < 200
+        """RFC 9110 6.4.1: no body in a reply to HEAD, nor with a 1xx, 204 or 304."""
+        return self.method != "HEAD" and self.status not in (204, 304) and not 100 <= self.status < 200
 
     @property
     def ok(self) -> bool:

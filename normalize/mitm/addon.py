@@ -221,6 +221,12 @@ class Normalize:
         if exchange is None:
             return None
         keep = self.settings.keep_bytes
+        if not head(flow).has_body:
+            # A reply to HEAD, a 204 or 304: a body written after its headers would be read
+            # as the start of the connection's next response.
+            if exchange.repairs:
+                record(flow, state, keep)
+            return None
         if state.rewriter is not None or state.answered:
             record(flow, state, keep)
             return None
