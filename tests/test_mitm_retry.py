@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 
 import pytest
@@ -118,3 +119,23 @@ def test_retry_in_flight_at_shutdown_holds_no_key(normalize):
         await asyncio.wait_for(task, 5)
 
     asyncio.run(main())
+
+
+def test_retry_reply_mitmproxy_streamed_gives_the_rejection(normalize, caplog):
+    """With stream_large_bodies, a retry's reply past the limit is streamed by mitmproxy into the
+    replay's mock client, which drops it (raw_content None): the client gets the first rejection,
+    not the retry's headers with no body (a hang on its content-length)."""
+    a, _, replay = normalize
+
+    def streamed(copy):
+        response = http.Response.make(200, COMPLETION, {"content-type": "application/json"})
+        response.raw_content = None
+        return response
+
+    replay.answer = streamed
+    flow, waiting = rejected(a)
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(waiting)
+    assert flow.response.status_code == 422
+    assert json.loads(flow.response.content)["error"]["message"].endswith("from this model's requests from now on)")
+    assert "the retry's reply was streamed by mitmproxy (stream_large_bodies)" in caplog.text

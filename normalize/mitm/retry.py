@@ -84,4 +84,11 @@ async def resend(
             unredacted.redact(copy)
     if copy.response is None:
         log.warning("%s: the retry failed (%s); the client gets the rejection", label, copy.error.msg if copy.error else "no reply")
+    elif copy.response.raw_content is None:
+        # mitmproxy streamed the reply (past stream_large_bodies) into the replay's mock client,
+        # which drops it: there is no body to hand the client.
+        log.warning(
+            "%s: the retry's reply was streamed by mitmproxy (stream_large_bodies) and not kept; the client gets the rejection", label
+        )
+        return None
     return copy.response

@@ -332,6 +332,23 @@ def test_retry_in_flight_at_shutdown_is_saved_without_its_key(upstream: Scripted
     assert b"nvapi-test" not in saved.read_bytes()
 
 
+def test_retry_reply_past_stream_large_bodies_gives_the_rejection(upstream: ScriptedUpstream, mitmdump) -> None:
+    """With stream_large_bodies (which the README recommends), a retry whose reply is larger than
+    the limit: mitmproxy streams that reply into its replay handler, which keeps none of it. The
+    client gets the first rejection (naming what the proxy drops from now on), at once, rather
+    than the retry's headers with no body behind them. (250 bytes: the request, 120 bytes, and
+    the rejection, 177, are read whole; the retry's reply, 343, is not.)"""
+    rx = U.nim_rejects_penalties
+    validating(upstream, rx)
+    mitm = mitmdump.start(normalize_hosts=[upstream.host_port],
+                          options={"normalize_profile": f"{upstream.host_port}=nim", "stream_large_bodies": "250"})
+    with client(upstream, mitm.url) as c, pytest.raises(openai.UnprocessableEntityError) as e:
+        c.chat.completions.create(model="gemma-large", messages=[{"role": "user", "content": "Hi"}], extra_body=dict(rx.extra))
+    assert str(e.value).endswith("(the proxy will drop `presence_penalty`, `frequency_penalty` from this model's requests from now on)")
+    assert [rx.rejects(b) for b in bodies(upstream)] == [True, False]
+    mitm.wait_for_log(r"the retry's reply was streamed by mitmproxy \(stream_large_bodies\) and not kept; the client gets the rejection")
+
+
 # --------------------------------------------------------------------------- NIM's error shapes, raw
 # Through the addon each of these reaches every client as OpenAI's error with the status to act
 # on (test_upstreams_e2e, test_python_clients_e2e, test_node_clients_e2e replay them all).
