@@ -75,7 +75,7 @@ def normalize(monkeypatch):
         yield a, tctx, replay
 
 
-def rejected(a: addon.Normalize, *, status: int = 422, body: bytes = REJECTION):
+async def rejected(a: addon.Normalize, *, status: int = 422, body: bytes = REJECTION):
     """A client's chat request through the hooks up to its response, which the upstream rejected:
     the flow, and what the response hook returned (the retry's coroutine, if it retries)."""
     flow = tflow.tflow(
@@ -85,16 +85,28 @@ def rejected(a: addon.Normalize, *, status: int = 422, body: bytes = REJECTION):
     )
     flow.client_conn.timestamp_end = None  # the client is still there
     a.requestheaders(flow)
-    a.request(flow)
+    if (waiting := a.request(flow)) is not None:
+        await waiting  # normalize_rate_limit
     flow.response = http.Response.make(status, body, {"content-type": "application/json"})
     a.responseheaders(flow)
     return flow, a.response(flow)
 
 
+def retried(a: addon.Normalize):
+    """The flow of a rejected request, once the response hook (and any retry) is done."""
+
+    async def main():
+        flow, waiting = await rejected(a)
+        if waiting is not None:
+            await waiting
+        return flow
+
+    return asyncio.run(main())
+
+
 def test_rejected_request_retried(normalize):
     a, _, replay = normalize
-    flow, waiting = rejected(a)
-    asyncio.run(waiting)
+    flow = retried(a)
     (copy,) = replay.copies
     assert json.loads(copy.request.content) == {k: v for k, v in REJECTED.items() if k != "presence_penalty"}
     assert flow.response.status_code == 200 and json.loads(flow.response.content)["choices"][0]["message"]["content"] == "Hello!"
@@ -108,7 +120,7 @@ def test_retry_in_flight_at_shutdown_holds_no_key(normalize):
 
     async def main():
         replay.gate = asyncio.Event()
-        _, waiting = rejected(a)
+        _, waiting = await rejected(a)
         task = asyncio.ensure_future(waiting)
         await asyncio.wait_for(replay.sent.wait(), 5)
         (copy,) = replay.copies
@@ -133,9 +145,64 @@ def test_retry_reply_mitmproxy_streamed_gives_the_rejection(normalize, caplog):
         return response
 
     replay.answer = streamed
-    flow, waiting = rejected(a)
     with caplog.at_level(logging.WARNING):
-        asyncio.run(waiting)
+        flow = retried(a)
     assert flow.response.status_code == 422
     assert json.loads(flow.response.content)["error"]["message"].endswith("from this model's requests from now on)")
     assert "the retry's reply was streamed by mitmproxy (stream_large_bodies)" in caplog.text
+
+
+REJECTION_AS_OPENAI = {
+    "message": "body -> presence_penalty\n  Extra inputs are not permitted (type=extra_forbidden) "
+    "(the proxy will drop `presence_penalty` from this model's requests from now on)",
+    "type": "invalid_request_error", "param": None, "code": None,
+}
+
+
+def test_retry_that_raises_gives_the_rejection_and_frees_its_slot(normalize, caplog):
+    """Anything raising on the way (here mitmproxy's replay handler) leaves the client the
+    rejection in OpenAI's shape, and the rate-limit slot the retry took is free again (else the
+    key would lose it for good)."""
+    a, tctx, replay = normalize
+    tctx.configure(a, normalize_rate_limit="1/0.1s")
+
+    async def broken():
+        raise RuntimeError("the replay handler broke")
+
+    replay.replay = broken
+    with caplog.at_level(logging.ERROR):
+        flow = retried(a)
+    assert flow.response.status_code == 422
+    assert json.loads(flow.response.content) == {"error": REJECTION_AS_OPENAI}
+    assert "the retry failed; the client gets the rejection" in caplog.text
+    assert a.pace.pacer.in_flight == {}
+
+
+def test_retry_skipped_when_the_client_has_gone(normalize):
+    """A client that went away while its request was rejected gets no retry sent for it."""
+    a, _, replay = normalize
+
+    async def main():
+        flow, waiting = await rejected(a)
+        flow.client_conn.timestamp_end = 1.0
+        await waiting
+
+    asyncio.run(main())
+    assert replay.copies == []
+
+
+def test_retry_skipped_when_the_client_left_during_the_pacing_wait(normalize):
+    """The wait for the rate limit can last minutes: a client gone by its end takes no turn."""
+    a, tctx, replay = normalize
+    tctx.configure(a, normalize_rate_limit="1/0.2s")
+
+    async def main():
+        flow, waiting = await rejected(a)  # its first request took the one slot of the window
+        task = asyncio.ensure_future(waiting)
+        await asyncio.sleep(0)
+        flow.client_conn.timestamp_end = 1.0
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(main())
+    assert replay.copies == []
+    assert a.pace.pacer.in_flight == {}

@@ -27,7 +27,7 @@ from typing import Any
 from mitmproxy import ctx, http
 
 from ..endpoints import OTHER, route
-from ..endpoints.base import Env, Exchange, Forward, Reply, Request, Shared, Unchanged
+from ..endpoints.base import Env, Exchange, Forward, Head, Reply, Request, Shared, Unchanged
 from ..pacing import key_of
 from ..repairs import Repair
 from ..settings import Settings
@@ -262,22 +262,38 @@ class Normalize:
         self, flow: http.HTTPFlow, state: FlowState, exchange: Exchange, body: bytes, result: Reply | Unchanged | None, keys: Keys
     ) -> None:
         """Sends the exchange's repaired request once in place of the rejection (which the client
-        has not seen: the reply is not streamed); the client gets the reply to that, if one comes."""
-        if (retried := await self.resend(flow, state, exchange, keys)) is not None:
-            body = retried
-            result = exchange.whole(head(flow), body)
+        has not seen: the reply is not streamed); the client gets the reply to that, if one comes,
+        and the rejection if anything in the way fails."""
+        try:
+            if (retried := await self.resend(flow, state, exchange, keys)) is not None:
+                response, body = retried
+                result = exchange.whole(Head(response.status_code, response.headers.get("content-type", ""), flow.request.method), body)
+                flow.response = response
+        except Exception:
+            log.exception("%s: the retry failed; the client gets the rejection", state.label)
         self.answered(flow, state, body, result)
 
-    async def resend(self, flow: http.HTTPFlow, state: FlowState, exchange: Exchange, keys: Keys) -> bytes | None:
+    async def resend(self, flow: http.HTTPFlow, state: FlowState, exchange: Exchange, keys: Keys) -> tuple[http.Response, bytes] | None:
         change, exchange.retry = exchange.retry, None
-        if change is None or (self.pace.on and await self.pace.hold(state.pace_key) is None):
-            return None  # waiting for the rate limit that long: the client gets the rejection
+
+        def gone() -> bool:
+            return flow.client_conn.timestamp_end is not None
+
+        if change is None or gone():
+            return None  # no client to send a reply to: no retry
+        if self.pace.on:
+            if await self.pace.hold(state.pace_key, gone) is None:
+                return None  # waiting for the rate limit that long: the client gets the rejection
+            if gone():
+                return None  # let go without a turn
         log.info("%s %s: rejected; sending it once more, repaired", state.label, head(flow).status)
         unredacted = self.unredacted if self.settings.redact_keys else None
-        response = await retry.resend(flow, change, RETRY_TIMEOUT, state.label, keys, unredacted)
-        if self.pace.on:
-            self.pace.arrived(state.pace_key)
-        if response is None:
+        try:
+            response = await retry.resend(flow, change, RETRY_TIMEOUT, state.label, keys, unredacted)
+        finally:
+            if self.pace.on:
+                self.pace.arrived(state.pace_key)  # however the retry ended, its slot is not in flight
+        if response is None or gone():
             return None
         try:
             body = read_body(response, self.settings.max_body_bytes)
@@ -285,8 +301,7 @@ class Normalize:
             log.warning("%s: the retry's reply was not read (%s); the client gets the rejection", state.label, e)
             return None
         exchange.retried()
-        flow.response = response
-        return body
+        return response, body
 
     def error(self, flow: http.HTTPFlow) -> None:
         # A client or upstream went away (mid-stream, too), or the upstream could not be
