@@ -305,3 +305,69 @@ def test_stream_rewrite_unaffected(normalize):
     through_headers(a, flow)
     assert drive(flow, [NIM_STREAM]) == NIM_STREAM_REPAIRED
     assert state_of(flow).rewriter is not None
+
+
+# -- the stream callable never raises (mitmproxy would leave a hole, or never end the body) --
+
+
+def raising(monkeypatch, name, when=lambda *args: True):
+    """ChatStream.<name> raises the first time `when(*args)` holds (a bug in a repair or a bridge's sink)."""
+    from normalize.endpoints.chat.stream import ChatStream
+
+    real = getattr(ChatStream, name)
+    raised = False
+
+    def method(self, *args):
+        nonlocal raised
+        if not raised and when(*args):
+            raised = True
+            raise RuntimeError("a bug")
+        return real(self, *args)
+
+    monkeypatch.setattr(ChatStream, name, method)
+
+
+def test_stream_rewrite_that_raises_passes_the_rest_through(normalize, monkeypatch, caplog):
+    a, _ = normalize
+    clean = chat_flow()
+    through_headers(a, clean)
+    first_repaired = clean.response.stream(NIM_STREAM_EVENTS[0])
+    raising(monkeypatch, "feed", lambda data: data == NIM_STREAM_EVENTS[1])
+    flow = chat_flow()
+    through_headers(a, flow)
+    assert flow.response.stream(NIM_STREAM_EVENTS[0]) == first_repaired
+    with caplog.at_level(logging.ERROR):
+        rest = [flow.response.stream(event) for event in NIM_STREAM_EVENTS[1:]]
+    assert rest == list(NIM_STREAM_EVENTS[1:])  # as they came: no hole
+    assert flow.response.stream(b"") == []  # and nothing invented after them
+    assert caplog.text.count("the stream rewrite failed; passing the rest of the stream through unchanged") == 1
+    flow.response.raw_content = None
+    with caplog.at_level(logging.INFO):
+        a.response(flow)
+    assert flow.metadata["normalize"]["raw_passthrough"] is True
+    assert "(passed through raw after a failure)" in caplog.text
+
+
+def test_stream_end_that_raises_still_ends_the_body(normalize, monkeypatch, caplog):
+    a, _ = normalize
+    raising(monkeypatch, "close")
+    flow = chat_flow()
+    through_headers(a, flow)
+    flow.response.stream(NIM_STREAM_EVENTS[0])
+    with caplog.at_level(logging.ERROR):
+        assert flow.response.stream(b"") == []
+    assert "the stream rewrite failed" in caplog.text
+
+
+def test_stream_failure_report_that_raises_still_ends_the_body(normalize, monkeypatch, caplog):
+    """An undecodable body: the transducer's `fail` (the client's error event) raising too."""
+    a, _ = normalize
+    raising(monkeypatch, "fail")
+    flow = chat_flow()
+    flow.response.headers["content-encoding"] = "gzip"
+    through_headers(a, flow)
+    with caplog.at_level(logging.ERROR):
+        assert flow.response.stream(b"not gzip") == []
+        assert flow.response.stream(b"more") == []
+        assert flow.response.stream(b"") == []
+    assert "the stream rewrite failed while ending the stream" in caplog.text

@@ -53,7 +53,7 @@ def record(flow: http.HTTPFlow, state: FlowState, keep_bytes: int, original: byt
     if rewriter is not None and transducer is not None:
         info.update(
             events=events,
-            raw_passthrough=transducer.raw,
+            raw_passthrough=transducer.raw or rewriter.broken,
             ttfb_ms=rewriter.ttfb_ms,
             bytes_in=rewriter.bytes_in,
             bytes_out=rewriter.bytes_out,
@@ -77,7 +77,7 @@ def record(flow: http.HTTPFlow, state: FlowState, keep_bytes: int, original: byt
     flow.metadata["normalize"] = info
     flow.comment = summary
     ttfb = "" if rewriter is None or rewriter.ttfb_ms is None else f"; first byte after {rewriter.ttfb_ms} ms"
-    raw = " (passed through raw after a failure)" if transducer is not None and transducer.raw else ""
+    raw = " (passed through raw after a failure)" if rewriter is not None and (rewriter.broken or rewriter.transducer.raw) else ""
     if rewriter is not None and rewriter.failure is not None:
         info["failure"] = rewriter.failure
         raw = f" (ended with an error: the rest of the upstream's body could not be read: {rewriter.failure})"
