@@ -87,11 +87,11 @@ class Normalize:
         state = state_of(flow)
         if state is None or flow.response is not None or not flow.live:
             return None
-        if flow.request.stream and self.settings.redact_keys:
-            self.unredacted.redact(flow)  # streamed (stream_large_bodies): its headers went upstream first
         host, port = flow.request.host, flow.request.port
         env = Env(self.settings, self.settings.profile_for(host, port), state.label, self.shared, f"{host}:{port}")
-        request = self.client_request(flow)
+        request = self.client_request(flow)  # its headers before they are redacted: the pace key needs the API key
+        if flow.request.stream and self.settings.redact_keys:
+            self.unredacted.redact(flow)  # streamed (stream_large_bodies): its headers went upstream first
         exchange = state.exchange = state.route.endpoint.open(request, env)
         if exchange.answer is not None:
             state.answered = True
@@ -106,6 +106,12 @@ class Normalize:
         if not self.pace.on:
             return None
         state.pace_key = key_of(host, request.headers)
+        if flow.request.stream:
+            # Streamed (stream_large_bodies): it went upstream before this hook, so it is counted,
+            # not held (holding it would only delay its reply).
+            self.pace.book(state.pace_key)
+            state.paced = True
+            return None
         return self.hold(flow, state, exchange)
 
     async def hold(self, flow: http.HTTPFlow, state: FlowState, exchange: Exchange) -> bool:
