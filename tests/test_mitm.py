@@ -187,9 +187,10 @@ def test_response_logs_a_summary(normalize, caplog):
 def test_flow_state_lives_on_the_flow(normalize):
     flow = chat_flow()
     through_headers(normalize, flow)
+    assert state_of(flow).rewriter is not None
     flow.response.stream(NIM_STREAM_EVENTS[0])
     normalize.error(flow)
-    assert state_of(flow).rewriter is not None
+    assert state_of(flow) is None  # the flow is over: detached (see test_flow_keeps_nothing_once_over)
     # No table of flows to leak: the one set of flows (those still holding an API key) is weak,
     # and the flow left it when the error hook redacted it; pacing keeps a queue per API key
     # only while requests wait on it.
@@ -447,3 +448,50 @@ def test_bodiless_reply_gets_no_body(normalize, method, status):
     assert flow.response.raw_content == b""
     assert flow.response.status_code == status
     assert flow.response.headers["content-length"] == "122" and "transfer-encoding" not in flow.response.headers
+
+
+def exchange_ref(flow):
+    """A weak reference to the flow's exchange, and the flow's state dropped from this frame."""
+    return weakref.ref(state_of(flow).exchange)
+
+
+@pytest.mark.parametrize("ending", ["response", "error"])
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses", "/v1/messages"])
+def test_flow_keeps_nothing_once_over(normalize, path, ending):
+    """mitmweb keeps every flow while it runs: once the flow is over, nothing of the exchange (the
+    parsed request bodies, several times their JSON; the Messages bridge's forwarded key header)
+    stays reachable from it."""
+    import gc
+
+    flow = chat_flow(path=path)
+    flow.request.content = json.dumps({"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}], "input": "hi"}).encode()
+    flow.request.headers["x-api-key"] = "sk-secret"
+    through_headers(normalize, flow)
+    assert callable(flow.response.stream)
+    ref = exchange_ref(flow)
+    assert ref().forward is None  # applied: not kept
+    flow.response.stream(NIM_STREAM_EVENTS[0])
+    if ending == "response":
+        flow.response.stream(b"")
+        normalize.response(flow)
+    else:
+        flow.error = tflow.terr("Client disconnected.")
+        normalize.error(flow)
+    assert state_of(flow) is None and flow.response.stream is True
+    gc.collect()
+    assert ref() is None
+
+
+def test_whole_reply_flow_keeps_nothing_once_over(normalize):
+    import gc
+
+    flow = tflow.tflow(req=tutils.treq(host="api.example.com", port=443, path=b"/v1/chat/completions", method=b"POST", content=b'{"model":"m"}'), resp=False)
+    normalize.requestheaders(flow)
+    normalize.request(flow)
+    ref = exchange_ref(flow)
+    flow.response = tutils.tresp(status_code=200, content=b'{"object":"chat.completion","choices":[]}')
+    normalize.responseheaders(flow)
+    normalize.response(flow)
+    assert state_of(flow) is None
+    gc.collect()
+    assert ref() is None

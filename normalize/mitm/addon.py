@@ -35,7 +35,7 @@ from ..wire.body import ENCODINGS, DecodeError, Decoder, encoding_of
 from . import options, retry
 from .pace import Pace, wait_too_long
 from .record import Unredacted, label, record, secrets
-from .state import FlowState, Keys, attach, state_of
+from .state import FlowState, Keys, attach, detach, state_of
 from .streaming import StreamRewriter, close_delimit, open_length, set_stream_headers
 from .whole import Collected, head, read_body, rewrite
 
@@ -103,6 +103,7 @@ class Normalize:
             if exchange.forward.body is not None and request.body is not None and self.settings.keep_bytes:
                 state.request_original = request.body[: self.settings.keep_bytes]
             forward(flow, exchange.forward)
+            exchange.forward = None  # applied (and it may hold a key header, as the Messages bridge's does)
         if not self.pace.on:
             return None
         state.pace_key = key_of(host, request.headers)
@@ -217,9 +218,17 @@ class Normalize:
 
     def response(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
         state = state_of(flow)
-        response = flow.response
-        if state is None or response is None or not flow.live:
+        if state is None or flow.response is None or not flow.live:
             return None
+        waiting = self.settle(flow, state)
+        if waiting is None:
+            detach(flow)
+        return waiting
+
+    def settle(self, flow: http.HTTPFlow, state: FlowState) -> Coroutine[Any, Any, None] | None:
+        """Records the reply, or sends the exchange's rewrite of a whole one (or a retry)."""
+        response = flow.response
+        assert response is not None
         keys, state.keys = state.keys, ()  # for a retry, never kept past this hook
         if self.settings.redact_keys:
             self.unredacted.redact(flow)
@@ -277,7 +286,10 @@ class Normalize:
                 flow.response = response
         except Exception:
             log.exception("%s: the retry failed; the client gets the rejection", state.label)
-        self.answered(flow, state, body, result)
+        try:
+            self.answered(flow, state, body, result)
+        finally:
+            detach(flow)
 
     async def resend(self, flow: http.HTTPFlow, state: FlowState, exchange: Exchange, keys: Keys) -> tuple[http.Response, bytes] | None:
         change, exchange.retry = exchange.retry, None
@@ -327,6 +339,7 @@ class Normalize:
             log.warning("%s: the reply broke off before its end (%s); the client got none of its body", state.label, why)
         elif flow.response is None:
             log.warning("%s: ended before any reply (%s)", state.label, why)
+        detach(flow)
 
     def done(self) -> None:
         # mitmproxy's save addon (-w) writes the flows still in flight after this hook.

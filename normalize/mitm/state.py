@@ -3,7 +3,9 @@
 The state lives as an attribute of the flow object, so it goes when the flow
 goes: no table keyed by flow id that a missed hook could leak. mitmproxy does
 not save it (it is no part of the flow's state), and a flow read back from a
-file has none.
+file has none. Once the flow is over (its response or error hook has recorded
+it) the state is detached: mitmweb keeps every flow for as long as it runs,
+and the state holds the parsed request bodies, and the key headers for a retry.
 """
 
 from __future__ import annotations
@@ -44,3 +46,12 @@ def attach(flow: http.HTTPFlow, state: FlowState) -> FlowState:
 
 def state_of(flow: http.HTTPFlow) -> FlowState | None:
     return getattr(flow, _ATTRIBUTE, None)
+
+
+def detach(flow: http.HTTPFlow) -> None:
+    """The flow is over: what the addon held for it goes, and so does its stream callable
+    (which holds the exchange: mitmproxy calls it no more once the response hook has run)."""
+    if hasattr(flow, _ATTRIBUTE):
+        delattr(flow, _ATTRIBUTE)
+    if flow.response is not None and callable(flow.response.stream):
+        flow.response.stream = True
