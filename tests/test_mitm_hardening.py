@@ -371,3 +371,26 @@ def test_stream_failure_report_that_raises_still_ends_the_body(normalize, monkey
         assert flow.response.stream(b"more") == []
         assert flow.response.stream(b"") == []
     assert "the stream rewrite failed while ending the stream" in caplog.text
+
+
+# -- what the addon chose for a reply's body is what the response hook acts on ---------
+
+
+@pytest.mark.parametrize(
+    ("stream", "content_type", "encoding"),
+    [(False, "application/x-ndjson", None), (True, "application/json", "zstd")],
+    ids=["ndjson", "unknown-encoding"],
+)
+def test_reply_the_addon_passed_on_is_not_blamed_on_stream_large_bodies(normalize, caplog, stream, content_type, encoding):
+    """An ndjson stream (Ollama's) the addon passes on, or a stream (exo's, labelled JSON) in an
+    encoding it does not decode: the addon streamed it itself, so the log must not say mitmproxy did."""
+    a, _ = normalize
+    flow = chat_flow(stream=stream, content_type=content_type)
+    if encoding:
+        flow.response.headers["content-encoding"] = encoding
+    through_headers(a, flow)
+    assert flow.response.stream is True
+    flow.response.raw_content = None  # mitmproxy keeps no streamed body
+    with caplog.at_level(logging.WARNING):
+        a.response(flow)
+    assert "stream_large_bodies" not in caplog.text

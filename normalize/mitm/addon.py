@@ -35,7 +35,7 @@ from ..wire.body import ENCODINGS, DecodeError, Decoder, encoding_of
 from . import options, retry
 from .pace import Pace, wait_too_long
 from .record import Unredacted, label, record, secrets
-from .state import FlowState, Keys, attach, detach, state_of
+from .state import FlowState, Keys, Mode, attach, detach, state_of
 from .streaming import StreamRewriter, close_delimit, open_length, set_stream_headers
 from .whole import Collected, head, read_body, rewrite
 
@@ -94,7 +94,7 @@ class Normalize:
             self.unredacted.redact(flow)  # streamed (stream_large_bodies): its headers went upstream first
         exchange = state.exchange = state.route.endpoint.open(request, env)
         if exchange.answer is not None:
-            state.answered = True
+            state.mode = Mode.LOCAL
             answer(flow, exchange.answer)
             if self.settings.redact_keys:
                 self.unredacted.redact(flow)  # nothing goes upstream
@@ -123,7 +123,7 @@ class Normalize:
 
         held = await self.pace.hold(state.pace_key, gone)
         if held is None:
-            state.answered = True
+            state.mode = Mode.LOCAL
             exchange.repairs[Repair.rate_limit_exceeded_wait] += 1
             answer(flow, wait_too_long(self.settings.rate_limit))
             if self.settings.redact_keys:
@@ -168,12 +168,16 @@ class Normalize:
             seconds = self.pace.retry_after(state.pace_key, response.headers["retry-after"])
             log.info("%s: upstream 429: key %s paused for %s s", state.label, state.pace_key, seconds)
         close_delimit(flow)
-        if state.exchange is None or state.answered:
+        if state.exchange is None or state.mode is Mode.LOCAL:
             stream_through(response)
             return
-        transducer = state.exchange.stream(head(flow))
+        reply = head(flow)
+        if not reply.has_body:
+            return  # PASS: a reply to HEAD, a 204 or 304 (a body written after their headers would be
+            # read as the start of the connection's next response)
+        transducer = state.exchange.stream(reply)
         if transducer is None:
-            self.whole_reply_headers(flow, state)
+            state.mode = self.whole_reply_headers(flow, state)
             return
         decoder = None
         encoding = encoding_of(response.headers.get("content-encoding", ""))
@@ -185,12 +189,13 @@ class Normalize:
                     encoding,
                 )
                 response.stream = True
-                return
+                return  # PASS
             decoder = Decoder(encoding, self.settings.max_event_bytes)
             del response.headers["content-encoding"]
         set_stream_headers(flow)
         state.rewriter = StreamRewriter(transducer, decoder, self.settings.keep_bytes, state.label)
         response.stream = state.rewriter.rewrite  # a bound method: cheaper to call than __call__
+        state.mode = Mode.STREAM
 
     def answered_upstream(self, flow: http.HTTPFlow, state: FlowState) -> None:
         """The upstream has the request (it answered, or the exchange failed): its rate-limit
@@ -199,22 +204,22 @@ class Normalize:
             state.paced = False
             self.pace.arrived(state.pace_key)
 
-    def whole_reply_headers(self, flow: http.HTTPFlow, state: FlowState) -> None:
+    def whole_reply_headers(self, flow: http.HTTPFlow, state: FlowState) -> Mode:
         """A reply the exchange reads whole. mitmproxy streams it on its own when it is larger than
         `stream_large_bodies` (it decided before this hook; for a body of unknown length it would
         decide later, with no hook): the addon then collects it itself, within its cap."""
         response = flow.response
         assert response is not None and state.exchange is not None
-        if not head(flow).has_body:
-            return
         if response.status_code < 400 and stream_type(response):
             stream_through(response)  # an event stream the exchange leaves alone
-            return
+            return Mode.PASS
         unknown_length = "content-length" not in response.headers
         if response.stream or (getattr(ctx.options, "stream_large_bodies", None) and unknown_length):
             state.collected = Collected(flow, state.exchange, self.settings.max_body_bytes, state.label)
             open_length(flow)
             response.stream = state.collected.collect
+            return Mode.COLLECT
+        return Mode.WHOLE
 
     def response(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
         state = state_of(flow)
@@ -236,26 +241,24 @@ class Normalize:
         if exchange is None:
             return None
         keep = self.settings.keep_bytes
-        if not head(flow).has_body:
-            # A reply to HEAD, a 204 or 304: a body written after its headers would be read
-            # as the start of the connection's next response.
-            if exchange.repairs:
-                record(flow, state, keep)
-            return None
-        if state.rewriter is not None or state.answered:
+        mode = state.mode
+        if mode is Mode.STREAM or mode is Mode.LOCAL:
             record(flow, state, keep)
             return None
-        if state.collected is not None:
+        if mode is Mode.COLLECT:
+            assert state.collected is not None
             if state.collected.result is not None or exchange.repairs:
                 record(flow, state, keep)
             return None
-        if response.stream:
-            if response.stream is True and not head(flow).event_stream:
+        if mode is Mode.PASS or response.stream:
+            if mode is Mode.WHOLE:  # mitmproxy switched to streaming it after its headers
                 log.warning(
                     "%s %s: mitmproxy streamed the reply itself (stream_large_bodies); passed through unchanged",
                     state.label,
                     response.status_code,
                 )
+            if exchange.repairs:
+                record(flow, state, keep)  # the request's repairs
             return None
         body, result = rewrite(flow, exchange, response.raw_content or b"", self.settings.max_body_bytes, state.label)
         if body is None:
@@ -333,9 +336,9 @@ class Normalize:
         if self.settings.redact_keys:
             self.unredacted.redact(flow)
         why = flow.error.msg if flow.error else "error"
-        if state.rewriter is not None and state.exchange is not None and flow.response is not None:
+        if state.mode is Mode.STREAM and flow.response is not None:
             record(flow, state, self.settings.keep_bytes, ended=why)
-        elif state.collected is not None:
+        elif state.mode is Mode.COLLECT:
             log.warning("%s: the reply broke off before its end (%s); the client got none of its body", state.label, why)
         elif flow.response is None:
             log.warning("%s: ended before any reply (%s)", state.label, why)

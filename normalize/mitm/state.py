@@ -10,6 +10,7 @@ and the state holds the parsed request bodies, and the key headers for a retry.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from mitmproxy import http
@@ -23,6 +24,17 @@ _ATTRIBUTE = "_normalize_state"
 Keys = tuple[tuple[str, list[str]], ...]  # API key headers: (name, values)
 
 
+class Mode(enum.Enum):
+    """What the addon does with the reply's body, decided once, at its headers (or at the
+    request, for its own answer); the response and error hooks act on it."""
+
+    PASS = "pass"  # left alone: no body, a stream no exchange reads, or an encoding not decoded here
+    STREAM = "stream"  # through the exchange's transducer (`rewriter`)
+    COLLECT = "collect"  # whole, collected by the addon through response.stream (`collected`)
+    WHOLE = "whole"  # whole, as mitmproxy read it, handed to the exchange at the response hook
+    LOCAL = "local"  # the addon's own answer
+
+
 @dataclass
 class FlowState:
     route: Route
@@ -30,7 +42,7 @@ class FlowState:
     exchange: Exchange | None = None  # set at the request, when the body is there
     rewriter: StreamRewriter | None = None  # set at the response headers, for a streamed body
     collected: Collected | None = None  # set at the response headers, for a whole body mitmproxy streams
-    answered: bool = False  # the addon answered the request itself
+    mode: Mode = Mode.PASS
     request_original: bytes | None = None  # the client's body, when the addon sent another (capped)
     pace_key: str = ""  # normalize_rate_limit's key: a short hash of host and API key, never the key
     paced: bool = False  # sent under normalize_rate_limit, and the upstream has not answered yet
