@@ -394,3 +394,69 @@ def test_reply_the_addon_passed_on_is_not_blamed_on_stream_large_bodies(normaliz
     with caplog.at_level(logging.WARNING):
         a.response(flow)
     assert "stream_large_bodies" not in caplog.text
+
+
+# -- an endpoint that raises: the flow passes on as it is ----------------------------
+
+
+def broken(monkeypatch, owner, name):
+    def method(*args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(owner, name, method)
+
+
+def test_endpoint_that_raises_on_the_request_leaves_it_as_sent_and_paced(monkeypatch, caplog):
+    import asyncio
+
+    from normalize.endpoints.chat import Chat
+
+    broken(monkeypatch, Chat, "open")
+    a = addon.Normalize()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, normalize_hosts=["api.example.com"], normalize_model_map=["gpt-4o=meta/llama"], normalize_rate_limit="5/s")
+        flow = chat_flow()
+        flow.request.content = b'{"model":"gpt-4o","stream":true}'
+        flow.client_conn.timestamp_end = None
+        flow.response = None
+        a.requestheaders(flow)
+        with caplog.at_level(logging.ERROR):
+            waiting = a.request(flow)
+        assert asyncio.iscoroutine(waiting)  # still paced
+        asyncio.run(waiting)
+        assert flow.request.content == b'{"model":"gpt-4o","stream":true}'
+        assert "the endpoint failed reading the request; passing it on unchanged" in caplog.text
+
+
+def test_endpoint_that_raises_on_the_reply_headers_lets_the_stream_through(normalize, monkeypatch, caplog):
+    from normalize.endpoints.chat import ChatExchange
+
+    a, _ = normalize
+    broken(monkeypatch, ChatExchange, "stream")
+    flow = chat_flow()
+    with caplog.at_level(logging.ERROR):
+        through_headers(a, flow)
+    assert flow.response.stream is True  # not held whole by mitmproxy
+    assert flow.response.headers["content-length"] == "7"
+    assert "the endpoint failed on the reply's headers" in caplog.text
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["whole", "stream_large_bodies"])
+def test_endpoint_that_raises_on_a_whole_reply_passes_it_as_it_came(normalize, monkeypatch, caplog, large):
+    from normalize.endpoints.chat import ChatExchange
+
+    a, tctx = normalize
+    broken(monkeypatch, ChatExchange, "whole")
+    if large:
+        tctx.options.stream_large_bodies = "1"
+        with caplog.at_level(logging.ERROR):
+            _, out = collected_flow(a, [NULL_COMPLETION])
+        assert out == NULL_COMPLETION
+    else:
+        flow = chat_flow(stream=False, content_type="application/json")
+        through_headers(a, flow)
+        flow.response.content = NULL_COMPLETION
+        with caplog.at_level(logging.ERROR):
+            a.response(flow)
+        assert flow.response.content == NULL_COMPLETION
+    assert "the endpoint failed on the reply; passing it on unchanged" in caplog.text

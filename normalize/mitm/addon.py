@@ -22,17 +22,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Final
 
 from mitmproxy import ctx, http
 
 from ..endpoints import OTHER, route
-from ..endpoints.base import Env, Exchange, Forward, Head, Reply, Request, Shared, Unchanged
+from ..endpoints.base import UNCHANGED, Env, Exchange, Forward, Head, Reply, Request, Shared, Transducer, Unchanged
 from ..pacing import key_of
 from ..repairs import Repair
 from ..settings import Settings
 from ..wire.body import ENCODINGS, DecodeError, Decoder, encoding_of
 from . import options, retry
+from .apply import guarded
 from .pace import Pace, wait_too_long
 from .record import Unredacted, label, record, secrets
 from .state import FlowState, Keys, Mode, attach, detach, state_of
@@ -43,6 +44,8 @@ log = logging.getLogger("normalize")
 
 # Replies that are streams by nature: passed on as they come, never held whole.
 STREAMED_TYPES = ("text/event-stream", "application/x-ndjson")
+# `exchange.stream` failed: the reply passes as it comes.
+STREAM_THROUGH: Final[Transducer | Unchanged | None] = UNCHANGED
 # A retried request that is not answered within this long gets the first rejection.
 RETRY_TIMEOUT = 600.0
 
@@ -92,7 +95,8 @@ class Normalize:
         request = self.client_request(flow)  # its headers before they are redacted: the pace key needs the API key
         if flow.request.stream and self.settings.redact_keys:
             self.unredacted.redact(flow)  # streamed (stream_large_bodies): its headers went upstream first
-        exchange = state.exchange = state.route.endpoint.open(request, env)
+        endpoint = state.route.endpoint
+        exchange = state.exchange = guarded(state.label, "reading the request", Exchange(env), lambda: endpoint.open(request, env))
         if exchange.answer is not None:
             state.mode = Mode.LOCAL
             answer(flow, exchange.answer)
@@ -175,7 +179,11 @@ class Normalize:
         if not reply.has_body:
             return  # PASS: a reply to HEAD, a 204 or 304 (a body written after their headers would be
             # read as the start of the connection's next response)
-        transducer = state.exchange.stream(reply)
+        exchange = state.exchange
+        transducer = guarded(state.label, "on the reply's headers", STREAM_THROUGH, lambda: exchange.stream(reply))
+        if isinstance(transducer, Unchanged):
+            stream_through(response)
+            return  # PASS
         if transducer is None:
             state.mode = self.whole_reply_headers(flow, state)
             return
@@ -285,7 +293,8 @@ class Normalize:
         try:
             if (retried := await self.resend(flow, state, exchange, keys)) is not None:
                 response, body = retried
-                result = exchange.whole(Head(response.status_code, response.headers.get("content-type", ""), flow.request.method), body)
+                retried_head = Head(response.status_code, response.headers.get("content-type", ""), flow.request.method)
+                result = guarded(state.label, "on the retry's reply", None, lambda: exchange.whole(retried_head, body))
                 flow.response = response
         except Exception:
             log.exception("%s: the retry failed; the client gets the rejection", state.label)

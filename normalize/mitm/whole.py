@@ -24,6 +24,7 @@ from mitmproxy import http
 
 from ..endpoints.base import Exchange, Head, Reply, Unchanged
 from ..wire.body import ENCODINGS, DecodeError, decode_whole, encode_whole, encoding_of
+from .apply import guarded
 
 log = logging.getLogger("normalize")
 
@@ -56,7 +57,8 @@ def rewrite(flow: http.HTTPFlow, exchange: Exchange, raw: bytes, cap: int, label
     except DecodeError as e:
         log.warning("%s %s: the reply body was not read (%s); passing it through unchanged", label, response.status_code, e)
         return None, None
-    return body, exchange.whole(head(flow), body)
+    reply = head(flow)
+    return body, guarded(label, "on the reply", None, lambda: exchange.whole(reply, body))
 
 
 class Collected:
