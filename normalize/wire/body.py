@@ -60,14 +60,15 @@ def encoding_of(header: str) -> str:
 
 
 class Decoder:
-    __slots__ = ("_cap", "_gzip", "_raw_deflate", "_z", "decoded")
+    __slots__ = ("_cap", "_gzip", "_head", "_raw_deflate", "_z", "decoded")
 
     def __init__(self, encoding: str, cap: int) -> None:
         encoding = encoding_of(encoding)
         if encoding not in ENCODINGS:
             raise ValueError(f"no decoder for content-encoding {encoding!r}")
         self._gzip = encoding != "deflate"
-        self._raw_deflate = False  # deflate without its zlib wrapper: decided by the first bytes
+        self._raw_deflate = False  # deflate without its zlib wrapper: decided by the first 2 bytes
+        self._head = b""  # deflate: a first byte, held until the second comes
         self._cap = cap
         self._z: Any = zlib.decompressobj(zlib.MAX_WBITS | 16) if self._gzip else None
         self.decoded = 0  # bytes decoded so far
@@ -77,8 +78,12 @@ class Decoder:
         room = self._cap
         while data:
             if self._z is None:
+                data, self._head = self._head + data, b""
+                if len(data) < 2:
+                    self._head = data  # one byte cannot tell a zlib header
+                    break
                 # zlib's header: CM 8 in the low bits, and a 16-bit value that is a multiple of 31.
-                wrapped = len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+                wrapped = data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
                 self._raw_deflate = not wrapped
                 self._z = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
             elif self._z.eof:
@@ -100,7 +105,7 @@ class Decoder:
 
     def close(self) -> bytes:
         """Ends the body; `DecodeError` when it stopped inside a compressed member."""
-        if self._z is not None and not self._z.eof:
+        if self._head or (self._z is not None and not self._z.eof):
             raise DecodeError(f"the {self.name} body ended before its end")
         return b""
 
@@ -112,8 +117,9 @@ class Decoder:
 
 
 def decode_whole(body: bytes, encoding: str, cap: int) -> bytes:
-    """A whole body as sent, decoded; `DecodeError` past `cap` bytes or on bad bytes."""
-    if not encoding_of(encoding):
+    """A whole body as sent, decoded; `DecodeError` past `cap` bytes or on bad bytes. An empty
+    body is empty whatever its content-encoding says (servers label bodiless replies so)."""
+    if not body or not encoding_of(encoding):
         return body
     decoder = Decoder(encoding, cap)
     out = decoder.feed(body)
