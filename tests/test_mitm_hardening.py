@@ -52,6 +52,25 @@ def test_api_key_of_a_request_in_flight_is_redacted_at_shutdown(normalize):
     assert not a.unredacted.waiting
 
 
+def test_api_key_of_a_request_in_flight_stays_when_the_addon_is_reloaded(normalize):
+    """mitmproxy runs the done hook when it unloads a script (a reload, too): the request has
+    still to go upstream and must keep its key; the next instance redacts it as usual,
+    at its response headers or at shutdown."""
+    a, tctx = normalize
+    flow = chat_flow()
+    flow.request.headers["authorization"] = "Bearer nvapi-secret"
+    flow.response = None
+    a.requestheaders(flow)
+    a.request(flow)
+    tctx.master.addons.remove(a)  # unloaded: mitmproxy calls its done hook
+    assert flow.request.headers["authorization"] == "Bearer nvapi-secret"
+    b = addon.Normalize()
+    tctx.master.addons.add(b)
+    tctx.configure(b, normalize_hosts=["api.example.com"])
+    b.done()  # shutdown
+    assert flow.request.headers["authorization"] == "Bearer [redacted]"
+
+
 def test_api_key_of_a_locally_answered_request_is_redacted_at_once():
     a = addon.Normalize()
     with taddons.context(a) as tctx:

@@ -354,9 +354,21 @@ class Normalize:
         detach(flow)
 
     def done(self) -> None:
-        # mitmproxy's save addon (-w) writes the flows still in flight after this hook.
-        if self.settings.redact_keys:
-            self.unredacted.redact_all()
+        # mitmproxy's save addon (-w) writes the flows still in flight after this hook. It also
+        # runs when the script is unloaded or reloaded: the flows still waiting are then sent
+        # later, with their keys, so they are left to the next instance to redact.
+        if shutting_down(self):
+            if self.settings.redact_keys:
+                self.unredacted.redact_all()
+        else:
+            self.unredacted.leave()
+
+
+def shutting_down(addon: Normalize) -> bool:
+    """mitmproxy is stopping (not just unloading the addon: it removes an addon from its
+    table before that addon's done hook runs)."""
+    master = ctx.master
+    return master.should_exit.is_set() or master.addons.get("normalize") is addon
 
 
 def starting() -> bool:

@@ -102,12 +102,15 @@ class Unredacted:
     that sees the request, so the key stays on the flow until the request has
     gone upstream. `hold(flow)` notes a flow; `redact(flow)` takes the keys off
     it (at the response headers, an error, or a local answer); `redact_all()`
-    takes them off every flow still waiting, for the addon's done hook, which
-    mitmproxy runs before its save addon writes the flows in flight (`-w`).
+    takes them off every flow still waiting, for the addon's done hook at
+    shutdown, which mitmproxy runs before its save addon writes the flows in
+    flight (`-w`); `leave()` hands them to the next instance when the addon is
+    unloaded while mitmproxy runs on.
     Weak references: a flow mitmproxy forgets is forgotten here too."""
 
     def __init__(self) -> None:
-        self.waiting: weakref.WeakSet[http.HTTPFlow] = weakref.WeakSet()
+        self.waiting: weakref.WeakSet[http.HTTPFlow] = weakref.WeakSet(_LEFT)  # from an unloaded instance
+        _LEFT.clear()
 
     def hold(self, flow: http.HTTPFlow) -> None:
         self.waiting.add(flow)
@@ -120,6 +123,17 @@ class Unredacted:
         for flow in list(self.waiting):
             redact(flow)
         self.waiting.clear()
+
+    def leave(self) -> None:
+        """The addon is unloaded (a script reload), mitmproxy runs on: the flows still waiting
+        go to the next instance's `Unredacted`, which redacts them as usual."""
+        _LEFT.update(self.waiting)
+        self.waiting.clear()
+
+
+# Flows an unloaded instance left, until the next instance takes them (a script reload keeps
+# this module: addon.py is loaded again, the package is not).
+_LEFT: weakref.WeakSet[http.HTTPFlow] = weakref.WeakSet()
 
 
 def redact(flow: http.HTTPFlow) -> None:
