@@ -206,3 +206,32 @@ def test_retry_skipped_when_the_client_left_during_the_pacing_wait(normalize):
     asyncio.run(main())
     assert replay.copies == []
     assert a.pace.pacer.in_flight == {}
+
+
+def test_retry_reply_to_an_http10_client_is_not_chunked(normalize):
+    """The retry's reply takes the rejection's place without passing responseheaders: an
+    HTTP/1.0 client must not get its chunked framing (RFC 9112 6.1) from there either."""
+    a, _, replay = normalize
+
+    def chunked(copy):
+        return http.Response.make(200, COMPLETION, {"content-type": "application/json", "transfer-encoding": "chunked"})
+
+    replay.answer = chunked
+
+    async def main():
+        flow = tflow.tflow(
+            req=tutils.treq(host="api.example.com", port=443, path=b"/v1/chat/completions", method=b"POST",
+                            content=json.dumps(REJECTED).encode(), http_version=b"HTTP/1.0"),
+            resp=False,
+        )
+        flow.client_conn.timestamp_end = None
+        a.requestheaders(flow)
+        a.request(flow)
+        flow.response = http.Response.make(422, REJECTION, {"content-type": "application/json"})
+        a.responseheaders(flow)
+        await a.response(flow)
+        return flow
+
+    flow = asyncio.run(main())
+    assert replay.copies and flow.response.status_code == 200
+    assert "transfer-encoding" not in flow.response.headers

@@ -296,6 +296,7 @@ class Normalize:
                 retried_head = Head(response.status_code, response.headers.get("content-type", ""), flow.request.method)
                 result = guarded(state.label, "on the retry's reply", None, lambda: exchange.whole(retried_head, body))
                 flow.response = response
+                close_delimit(flow)  # as responseheaders does for any reply (the retry's never went through it)
         except Exception:
             log.exception("%s: the retry failed; the client gets the rejection", state.label)
         try:
