@@ -495,3 +495,12 @@ def test_whole_reply_flow_keeps_nothing_once_over(normalize):
     assert state_of(flow) is None
     gc.collect()
     assert ref() is None
+
+
+def test_host_letter_case_is_one_upstream(normalize):
+    """What an upstream rejects is learned under its host: API.example.com is api.example.com,
+    as normalize_hosts and the profiles take it."""
+    flow = tflow.tflow(req=tutils.treq(host="API.Example.com", port=443, path=b"/v1/chat/completions", method=b"POST", content=b'{"model":"m"}'), resp=False)
+    normalize.requestheaders(flow)
+    normalize.request(flow)
+    assert state_of(flow).exchange.env.host == "api.example.com:443"

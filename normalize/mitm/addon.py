@@ -91,7 +91,7 @@ class Normalize:
         if state is None or flow.response is not None or not flow.live:
             return None
         host, port = flow.request.host, flow.request.port
-        env = Env(self.settings, self.settings.profile_for(host, port), state.label, self.shared, f"{host}:{port}")
+        env = Env(self.settings, self.settings.profile_for(host, port), state.label, self.shared, f"{host.lower()}:{port}")
         request = self.client_request(flow)  # its headers before they are redacted: the pace key needs the API key
         if flow.request.stream and self.settings.redact_keys:
             self.unredacted.redact(flow)  # streamed (stream_large_bodies): its headers went upstream first
