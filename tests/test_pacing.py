@@ -263,3 +263,18 @@ def test_streamed_requests_are_paced_by_their_own_key():
         flows[0].response = tutils.tresp()
         a.responseheaders(flows[0])
         assert a.pace.pacer.in_flight == {keys[1]: 1}
+
+
+@pytest.mark.parametrize(("value", "logged"), [("1.5", "paused for 1.5 s"), ("soon", "its Retry-After ('soon') is not a time; key")])
+def test_upstream_retry_after_is_logged_as_read(value, logged, caplog):
+    import logging
+
+    a = addon.Normalize()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, normalize_hosts=["api.example.com"], normalize_rate_limit="5/s")
+        flow = chat_flow()
+        asyncio.run(a.request(flow))
+        flow.response = tutils.tresp(status_code=429, headers=((b"retry-after", value.encode()),))
+        with caplog.at_level(logging.INFO):
+            a.responseheaders(flow)
+        assert logged in caplog.text and "None" not in caplog.text

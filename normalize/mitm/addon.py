@@ -169,8 +169,12 @@ class Normalize:
                 state.keys = secrets(flow)  # a retry must send them as the client did
             self.unredacted.redact(flow)  # the request has gone upstream: the stored copy need not keep the key
         if response.status_code == 429 and state.pace_key and "retry-after" in response.headers:
-            seconds = self.pace.retry_after(state.pace_key, response.headers["retry-after"])
-            log.info("%s: upstream 429: key %s paused for %s s", state.label, state.pace_key, seconds)
+            value = response.headers["retry-after"]
+            seconds = self.pace.retry_after(state.pace_key, value)
+            if seconds is None:
+                log.info("%s: upstream 429: its Retry-After (%r) is not a time; key %s not paused", state.label, value[:64], state.pace_key)
+            else:
+                log.info("%s: upstream 429: key %s paused for %s s", state.label, state.pace_key, seconds)
         close_delimit(flow)
         if state.exchange is None or state.mode is Mode.LOCAL:
             stream_through(response)
