@@ -27,23 +27,21 @@ from typing import Any, Final
 from mitmproxy import ctx, http
 
 from ..endpoints import OTHER, route
-from ..endpoints.base import UNCHANGED, Env, Exchange, Forward, Head, Reply, Request, Shared, Transducer, Unchanged
+from ..endpoints.base import UNCHANGED, Env, Exchange, Head, Reply, Shared, Transducer, Unchanged
 from ..pacing import key_of
 from ..repairs import Repair
 from ..settings import Settings
 from ..wire.body import ENCODINGS, DecodeError, Decoder, encoding_of
 from . import options, retry
-from .apply import guarded
+from .apply import answer, client_request, forward, guarded, read_body, replace, stream_through, stream_type
 from .pace import Pace, wait_too_long
 from .record import Unredacted, label, record, secrets
 from .state import FlowState, Keys, Mode, attach, detach, state_of
 from .streaming import StreamRewriter, close_delimit, open_length, set_stream_headers
-from .whole import Collected, head, read_body, rewrite
+from .whole import Collected, head, rewrite
 
 log = logging.getLogger("normalize")
 
-# Replies that are streams by nature: passed on as they come, never held whole.
-STREAMED_TYPES = ("text/event-stream", "application/x-ndjson")
 # `exchange.stream` failed: the reply passes as it comes.
 STREAM_THROUGH: Final[Transducer | Unchanged | None] = UNCHANGED
 # A retried request that is not answered within this long gets the first rejection.
@@ -92,7 +90,9 @@ class Normalize:
             return None
         host, port = flow.request.host, flow.request.port
         env = Env(self.settings, self.settings.profile_for(host, port), state.label, self.shared, f"{host.lower()}:{port}")
-        request = self.client_request(flow)  # its headers before they are redacted: the pace key needs the API key
+        request = client_request(
+            flow, self.settings.max_body_bytes, state.label
+        )  # its headers before they are redacted: the pace key needs the API key
         if flow.request.stream and self.settings.redact_keys:
             self.unredacted.redact(flow)  # streamed (stream_large_bodies): its headers went upstream first
         endpoint = state.route.endpoint
@@ -137,21 +137,6 @@ class Normalize:
         if held >= 0.001:
             exchange.repairs[Repair.rate_limit_held] += round(held * 1000)
         return True
-
-    def client_request(self, flow: http.HTTPFlow) -> Request:
-        request = flow.request
-        path, _, query = request.path.partition("?")
-        body: bytes | None = None
-        problem = ""
-        try:
-            if request.stream:  # mitmproxy streamed it upstream already (stream_large_bodies)
-                raise DecodeError("mitmproxy streamed it upstream before the addon could read it (stream_large_bodies)")
-            body = read_body(request, self.settings.max_body_bytes)
-        except DecodeError as e:
-            problem = str(e)
-            log.warning("%s: the request body was not read (%s); passing it through unchanged", label(flow), problem)
-        headers = {name.lower(): request.headers[name] for name in request.headers}
-        return Request(request.method, path, query, headers=headers, body=body, problem=problem)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         state = state_of(flow)
@@ -380,41 +365,3 @@ def starting() -> bool:
     """mitmproxy is still starting up (it has not run its running hook yet)."""
     loader = ctx.master.addons.get("scriptloader")
     return not getattr(loader, "is_running", False)
-
-
-def stream_through(response: http.Response) -> None:
-    """An event stream the addon leaves alone passes as it comes: without this, mitmproxy
-    would hold all of it and send it at the end."""
-    if not response.stream and stream_type(response):
-        response.stream = True
-
-
-def stream_type(response: http.Response) -> bool:
-    content_type = response.headers.get("content-type", "").lower()
-    return any(kind in content_type for kind in STREAMED_TYPES)
-
-
-def forward(flow: http.HTTPFlow, change: Forward) -> None:
-    request = flow.request
-    if change.body is not None:
-        request.headers.pop("content-encoding", None)
-        request.content = change.body  # also corrects content-length
-    if change.path is not None:
-        request.path = change.path
-    for name in change.drop_headers:
-        request.headers.pop(name, None)
-    for name, value in change.set_headers.items():
-        request.headers[name] = value
-
-
-def answer(flow: http.HTTPFlow, reply: Reply) -> None:
-    flow.response = http.Response.make(reply.status, reply.body, {"content-type": reply.content_type, **dict(reply.headers)})
-
-
-def replace(response: http.Response, reply: Reply) -> None:
-    response.status_code = reply.status
-    response.headers.pop("content-encoding", None)
-    response.headers["content-type"] = reply.content_type
-    for name, value in reply.headers:
-        response.headers[name] = value
-    response.content = reply.body  # also corrects content-length

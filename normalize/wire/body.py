@@ -15,7 +15,8 @@ Contract:
                           decode, it raises `DecodeError`, and so does `close`
                           when the body stopped inside a compressed member.
   decode_whole(body, encoding, cap)
-                          a whole body decoded, or `DecodeError`.
+                          a whole body decoded, or `DecodeError` (past the cap,
+                          bad bytes, an encoding not decoded here).
   encode_whole(body, encoding)
                           a whole body encoded again (gzip, or deflate with its
                           zlib wrapper), for a reply whose headers already
@@ -117,10 +118,16 @@ class Decoder:
 
 
 def decode_whole(body: bytes, encoding: str, cap: int) -> bytes:
-    """A whole body as sent, decoded; `DecodeError` past `cap` bytes or on bad bytes. An empty
-    body is empty whatever its content-encoding says (servers label bodiless replies so)."""
-    if not body or not encoding_of(encoding):
+    """A whole body as sent (`encoding`: its content-encoding header), decoded; `DecodeError`
+    past `cap` bytes, as sent or decoded, on bad bytes, or for an encoding not decoded here.
+    An empty body is empty whatever its content-encoding says (servers label bodiless replies so)."""
+    if len(body) > cap:
+        raise DecodeError(f"{len(body)} bytes, over normalize_max_body_bytes ({cap})")
+    encoding = encoding_of(encoding)
+    if not body or not encoding:
         return body
+    if encoding not in ENCODINGS:
+        raise DecodeError(f"content-encoding {encoding!r} is not decoded here")
     decoder = Decoder(encoding, cap)
     out = decoder.feed(body)
     decoder.close()
