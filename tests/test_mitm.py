@@ -504,3 +504,12 @@ def test_host_letter_case_is_one_upstream(normalize):
     normalize.requestheaders(flow)
     normalize.request(flow)
     assert state_of(flow).exchange.env.host == "api.example.com:443"
+
+
+def test_api_key_in_the_query_is_redacted(normalize):
+    """Gemini takes its key as `?key=` too: the stored copy loses it as it loses the key headers."""
+    flow = chat_flow(path="/v1beta/openai/chat/completions?alt=sse&key=AIza-secret")
+    through_headers(normalize, flow)
+    assert flow.request.query.get_all("key") == ["[redacted]"]
+    assert flow.request.query["alt"] == "sse"
+    assert "AIza-secret" not in flow.request.url

@@ -51,6 +51,7 @@ class Replay:
 
     async def replay(self) -> None:
         copy = self.copies[-1]
+        self.sent_path = copy.request.path
         self.normalize.requestheaders(copy)
         self.normalize.request(copy)
         self.sent.set()
@@ -75,11 +76,11 @@ def normalize(monkeypatch):
         yield a, tctx, replay
 
 
-async def rejected(a: addon.Normalize, *, status: int = 422, body: bytes = REJECTION):
+async def rejected(a: addon.Normalize, *, status: int = 422, body: bytes = REJECTION, path: bytes = b"/v1/chat/completions"):
     """A client's chat request through the hooks up to its response, which the upstream rejected:
     the flow, and what the response hook returned (the retry's coroutine, if it retries)."""
     flow = tflow.tflow(
-        req=tutils.treq(host="api.example.com", port=443, path=b"/v1/chat/completions", method=b"POST",
+        req=tutils.treq(host="api.example.com", port=443, path=path, method=b"POST",
                         content=json.dumps(REJECTED).encode(), headers=((b"authorization", KEY.encode()),)),
         resp=False,
     )
@@ -235,3 +236,21 @@ def test_retry_reply_to_an_http10_client_is_not_chunked(normalize):
     flow = asyncio.run(main())
     assert replay.copies and flow.response.status_code == 200
     assert "transfer-encoding" not in flow.response.headers
+
+
+def test_retry_sends_the_key_in_the_query_as_the_client_did(normalize):
+    """Gemini's `?key=`: redacted on the stored flow by the time of the rejection, sent again
+    with the retry, and redacted on the retry's copy too."""
+    a, _, replay = normalize
+
+    async def main():
+        flow, waiting = await rejected(a, path=b"/v1/chat/completions?key=AIza-secret")
+        assert flow.request.query["key"] == "[redacted]"
+        await waiting
+        return flow
+
+    flow = asyncio.run(main())
+    assert flow.response.status_code == 200
+    assert replay.sent_path == "/v1/chat/completions?key=AIza-secret"
+    (copy,) = replay.copies
+    assert copy.request.query["key"] == "[redacted]"

@@ -151,7 +151,7 @@ class Normalize:
         self.answered_upstream(flow, state)
         if self.settings.redact_keys:
             if response.status_code >= 400 and retry.available():
-                state.keys = secrets(flow)  # a retry must send them as the client did
+                state.keys, state.path = secrets(flow), flow.request.path  # a retry must send them as the client did
             self.unredacted.redact(flow)  # the request has gone upstream: the stored copy need not keep the key
         if response.status_code == 429 and state.pace_key and "retry-after" in response.headers:
             value = response.headers["retry-after"]
@@ -231,7 +231,7 @@ class Normalize:
         """Records the reply, or sends the exchange's rewrite of a whole one (or a retry)."""
         response = flow.response
         assert response is not None
-        keys, state.keys = state.keys, ()  # for a retry, never kept past this hook
+        keys, path, state.keys, state.path = state.keys, state.path, (), ""  # for a retry, never kept past this hook
         if self.settings.redact_keys:
             self.unredacted.redact(flow)
         exchange = state.exchange
@@ -261,7 +261,7 @@ class Normalize:
         if body is None:
             return None
         if exchange.retry is not None and retry.available():
-            return self.retry(flow, state, exchange, body, result, keys)
+            return self.retry(flow, state, exchange, body, result, keys, path)
         self.answered(flow, state, body, result)
         return None
 
@@ -274,13 +274,20 @@ class Normalize:
             record(flow, state, self.settings.keep_bytes, original=body)
 
     async def retry(
-        self, flow: http.HTTPFlow, state: FlowState, exchange: Exchange, body: bytes, result: Reply | Unchanged | None, keys: Keys
+        self,
+        flow: http.HTTPFlow,
+        state: FlowState,
+        exchange: Exchange,
+        body: bytes,
+        result: Reply | Unchanged | None,
+        keys: Keys,
+        path: str,
     ) -> None:
         """Sends the exchange's repaired request once in place of the rejection (which the client
         has not seen: the reply is not streamed); the client gets the reply to that, if one comes,
         and the rejection if anything in the way fails."""
         try:
-            if (retried := await self.resend(flow, state, exchange, keys)) is not None:
+            if (retried := await self.resend(flow, state, exchange, keys, path)) is not None:
                 response, body = retried
                 retried_head = Head(response.status_code, response.headers.get("content-type", ""), flow.request.method)
                 result = guarded(state.label, "on the retry's reply", None, lambda: exchange.whole(retried_head, body))
@@ -293,7 +300,9 @@ class Normalize:
         finally:
             detach(flow)
 
-    async def resend(self, flow: http.HTTPFlow, state: FlowState, exchange: Exchange, keys: Keys) -> tuple[http.Response, bytes] | None:
+    async def resend(
+        self, flow: http.HTTPFlow, state: FlowState, exchange: Exchange, keys: Keys, path: str
+    ) -> tuple[http.Response, bytes] | None:
         change, exchange.retry = exchange.retry, None
 
         def gone() -> bool:
@@ -309,7 +318,7 @@ class Normalize:
         log.info("%s %s: rejected; sending it once more, repaired", state.label, head(flow).status)
         unredacted = self.unredacted if self.settings.redact_keys else None
         try:
-            response = await retry.resend(flow, change, RETRY_TIMEOUT, state.label, keys, unredacted)
+            response = await retry.resend(flow, change, RETRY_TIMEOUT, state.label, keys, unredacted, path)
         finally:
             if self.pace.on:
                 self.pace.arrived(state.pace_key)  # however the retry ended, its slot is not in flight

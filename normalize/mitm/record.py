@@ -7,8 +7,9 @@ upstream's original body and of the client's request as it was sent before
 the addon rewrote it), the rewritten stream as the response body (capped;
 mitmproxy keeps none for a streamed body), and one log line; a stream the
 client or the upstream abandoned is recorded the same way, saying so.
-`redact(flow)` replaces API keys in the stored request headers, and `Keys`
-knows which flows still hold them. Neither ever writes a request header or
+`redact(flow)` replaces API keys in the stored request headers and
+`redact_query(flow)` in its query (`?key=`), and `Unredacted` knows which flows
+still hold them. Neither ever writes a request header or
 body to the log.
 """
 
@@ -118,10 +119,12 @@ class Unredacted:
     def redact(self, flow: http.HTTPFlow) -> None:
         self.waiting.discard(flow)
         redact(flow)
+        redact_query(flow)
 
     def redact_all(self) -> None:
         for flow in list(self.waiting):
             redact(flow)
+            redact_query(flow)
         self.waiting.clear()
 
     def leave(self) -> None:
@@ -142,6 +145,19 @@ def redact(flow: http.HTTPFlow) -> None:
         values = headers.get_all(name)
         if values:
             headers.set_all(name, [redacted(name, value) for value in values])
+
+
+# Query parameters that carry API keys (Gemini's `?key=`).
+SECRET_QUERY = ("key",)
+
+
+def redact_query(flow: http.HTTPFlow) -> None:
+    if "?" not in flow.request.path:
+        return
+    query = flow.request.query
+    for name in SECRET_QUERY:
+        if values := query.get_all(name):
+            query.set_all(name, [REDACTED] * len(values))
 
 
 def redacted(name: str, value: str) -> str:

@@ -54,8 +54,10 @@ async def resend(
     label: str,
     keys: tuple[tuple[str, list[str]], ...] = (),
     unredacted: Unredacted | None = None,
+    path: str = "",
 ) -> http.Response | None:
-    """`keys`: the API key headers as the client sent them (the flow's own are redacted by now);
+    """`keys`: the API key headers as the client sent them, and `path` its path ("": as the
+    flow has it), whose query may hold a key (the flow's own are redacted by now);
     `unredacted` (None: keys are not redacted) holds the copy from its request headers on and
     takes the keys off it once it is done."""
     assert ReplayHandler is not None
@@ -68,6 +70,8 @@ async def resend(
         copy.request.http_version = flow.response.http_version  # what the upstream spoke
     for name, values in keys:
         copy.request.headers.set_all(name, values)
+    if path:
+        copy.request.path = path
     if change.body is not None:
         copy.request.content = change.body
     handler = ReplayHandler(copy, ctx.options)

@@ -49,6 +49,7 @@ class FlowState:
     # The key headers as sent, from an error's headers until its body is handled, for a retry
     # (the stored copy is redacted by then). In memory only: the flow's saved state has none.
     keys: Keys = ()
+    path: str = ""  # likewise, the path as sent: its query may hold a key (Gemini's ?key=)
 
 
 def attach(flow: http.HTTPFlow, state: FlowState) -> FlowState:
