@@ -278,3 +278,23 @@ def test_upstream_retry_after_is_logged_as_read(value, logged, caplog):
         with caplog.at_level(logging.INFO):
             a.responseheaders(flow)
         assert logged in caplog.text and "None" not in caplog.text
+
+
+def test_wait_too_long_for_a_head_request_has_no_body(monkeypatch):
+    """The proxy's own 429 to a HEAD request: its headers, no body (one would be read by a
+    keep-alive client as the start of its next response)."""
+    monkeypatch.setattr("normalize.mitm.pace.MAX_WAIT", 0.05)
+    a = addon.Normalize()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, normalize_hosts=["api.example.com"], normalize_rate_limit="1/60s")
+
+        async def main():
+            first, second = chat_flow(), chat_flow()
+            second.request.method = "HEAD"
+            await a.request(first)
+            await a.request(second)
+            return second
+
+        flow = asyncio.run(main())
+        assert flow.response.status_code == 429 and flow.response.raw_content == b""
+        assert int(flow.response.headers["content-length"]) > 0

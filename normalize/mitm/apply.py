@@ -83,7 +83,9 @@ def forward(flow: http.HTTPFlow, change: Forward) -> None:
 
 
 def answer(flow: http.HTTPFlow, reply: Reply) -> None:
-    flow.response = http.Response.make(reply.status, reply.body, {"content-type": reply.content_type, **dict(reply.headers)})
+    flow.response = response = http.Response.make(reply.status, reply.body, {"content-type": reply.content_type, **dict(reply.headers)})
+    if flow.request.method == "HEAD":
+        response.raw_content = b""  # the headers of the reply to GET, no body (RFC 9110 9.3.2)
 
 
 def replace(response: http.Response, reply: Reply) -> None:
