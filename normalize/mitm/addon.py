@@ -63,6 +63,7 @@ class Normalize:
         if any(name in updated for name in options.FIELDS):
             self.settings = options.settings(ctx.options)
             self.pace.configure(self.settings.rate_limit)
+            self.unredacted.enabled = self.settings.redact_keys
 
     # -- hooks ---------------------------------------------------------------
 
@@ -70,14 +71,12 @@ class Normalize:
         if retry.is_retry(flow):
             # The addon's own retry, carrying the client's key: held like any flow until sent
             # (mitmproxy's save addon keeps it in flight from its request hook on).
-            if self.settings.redact_keys:
-                self.unredacted.hold(flow)
+            self.unredacted.hold(flow)
             return
         if not flow.live or not self.settings.targets(flow.request.host, flow.request.port):
             return
         state = attach(flow, FlowState(route(flow.request.method, flow.request.path_components), label(flow)))
-        if self.settings.redact_keys:
-            self.unredacted.hold(flow)
+        self.unredacted.hold(flow)
         if state.route is not OTHER:
             # Compressed bodies would reach the stream rewrite compressed.
             flow.request.headers["accept-encoding"] = "identity"
@@ -93,15 +92,14 @@ class Normalize:
         request = client_request(
             flow, self.settings.max_body_bytes, state.label
         )  # its headers before they are redacted: the pace key needs the API key
-        if flow.request.stream and self.settings.redact_keys:
+        if flow.request.stream:
             self.unredacted.redact(flow)  # streamed (stream_large_bodies): its headers went upstream first
         endpoint = state.route.endpoint
         exchange = state.exchange = guarded(state.label, "reading the request", Exchange(env), lambda: endpoint.open(request, env))
         if exchange.answer is not None:
             state.mode = Mode.LOCAL
             answer(flow, exchange.answer)
-            if self.settings.redact_keys:
-                self.unredacted.redact(flow)  # nothing goes upstream
+            self.unredacted.redact(flow)  # nothing goes upstream
             return None
         if exchange.forward is not None:
             if exchange.forward.body is not None and request.body is not None and self.settings.keep_bytes:
@@ -130,8 +128,7 @@ class Normalize:
             state.mode = Mode.LOCAL
             exchange.repairs[Repair.rate_limit_exceeded_wait] += 1
             answer(flow, wait_too_long(self.settings.rate_limit))
-            if self.settings.redact_keys:
-                self.unredacted.redact(flow)
+            self.unredacted.redact(flow)
             return False
         state.paced = not gone()  # a request whose client has gone takes no turn
         if held >= 0.001:
@@ -141,7 +138,7 @@ class Normalize:
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         state = state_of(flow)
         response = flow.response
-        if retry.is_retry(flow) and self.settings.redact_keys:
+        if retry.is_retry(flow):
             self.unredacted.redact(flow)  # the addon's own retry: sent, so its stored copy need not keep the key either
         if response is None or not flow.live:
             return
@@ -149,10 +146,9 @@ class Normalize:
             stream_through(response)  # untargeted: event streams pass as they come
             return
         self.answered_upstream(flow, state)
-        if self.settings.redact_keys:
-            if response.status_code >= 400 and retry.available():
-                state.keys, state.path = secrets(flow), flow.request.path  # a retry must send them as the client did
-            self.unredacted.redact(flow)  # the request has gone upstream: the stored copy need not keep the key
+        if response.status_code >= 400:
+            state.keys, state.path = secrets(flow), flow.request.path  # a retry must send them as the client did
+        self.unredacted.redact(flow)  # the request has gone upstream: the stored copy need not keep the key
         if response.status_code == 429 and state.pace_key and "retry-after" in response.headers:
             value = response.headers["retry-after"]
             seconds = self.pace.retry_after(state.pace_key, value)
@@ -232,8 +228,6 @@ class Normalize:
         response = flow.response
         assert response is not None
         keys, path, state.keys, state.path = state.keys, state.path, (), ""  # for a retry, never kept past this hook
-        if self.settings.redact_keys:
-            self.unredacted.redact(flow)
         exchange = state.exchange
         if exchange is None:
             return None
@@ -260,7 +254,7 @@ class Normalize:
         body, result = rewrite(flow, exchange, response.raw_content or b"", self.settings.max_body_bytes, state.label)
         if body is None:
             return None
-        if exchange.retry is not None and retry.available():
+        if exchange.retry is not None:
             return self.retry(flow, state, exchange, body, result, keys, path)
         self.answered(flow, state, body, result)
         return None
@@ -316,9 +310,8 @@ class Normalize:
             if gone():
                 return None  # let go without a turn
         log.info("%s %s: rejected; sending it once more, repaired", state.label, head(flow).status)
-        unredacted = self.unredacted if self.settings.redact_keys else None
         try:
-            response = await retry.resend(flow, change, RETRY_TIMEOUT, state.label, keys, unredacted, path)
+            response = await retry.resend(flow, change, RETRY_TIMEOUT, state.label, keys, self.unredacted, path)
         finally:
             if self.pace.on:
                 self.pace.arrived(state.pace_key)  # however the retry ended, its slot is not in flight
@@ -335,14 +328,13 @@ class Normalize:
     def error(self, flow: http.HTTPFlow) -> None:
         # A client or upstream went away (mid-stream, too), or the upstream could not be
         # reached: no response hook will come.
-        if retry.is_retry(flow) and self.settings.redact_keys:
+        if retry.is_retry(flow):
             self.unredacted.redact(flow)
         state = state_of(flow)
         if state is None:
             return
         self.answered_upstream(flow, state)
-        if self.settings.redact_keys:
-            self.unredacted.redact(flow)
+        self.unredacted.redact(flow)
         why = flow.error.msg if flow.error else "error"
         if state.mode is Mode.STREAM and flow.response is not None:
             record(flow, state, self.settings.keep_bytes, ended=why)
@@ -357,8 +349,7 @@ class Normalize:
         # runs when the script is unloaded or reloaded: the flows still waiting are then sent
         # later, with their keys, so they are left to the next instance to redact.
         if shutting_down(self):
-            if self.settings.redact_keys:
-                self.unredacted.redact_all()
+            self.unredacted.redact_all()
         else:
             self.unredacted.leave()
 

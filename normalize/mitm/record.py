@@ -97,7 +97,8 @@ def secrets(flow: http.HTTPFlow) -> tuple[tuple[str, list[str]], ...]:
 
 
 class Unredacted:
-    """The flows whose stored request still holds an API key.
+    """The flows whose stored request still holds an API key, and the one way keys are taken
+    off a flow (`enabled`: normalize_redact_keys; off, it does nothing).
 
     mitmproxy sends a request's headers from the flow itself, after the last hook
     that sees the request, so the key stays on the flow until the request has
@@ -110,22 +111,23 @@ class Unredacted:
     Weak references: a flow mitmproxy forgets is forgotten here too."""
 
     def __init__(self) -> None:
+        self.enabled = True  # normalize_redact_keys
         self.waiting: weakref.WeakSet[http.HTTPFlow] = weakref.WeakSet(_LEFT)  # from an unloaded instance
         _LEFT.clear()
 
     def hold(self, flow: http.HTTPFlow) -> None:
-        self.waiting.add(flow)
+        if self.enabled:
+            self.waiting.add(flow)
 
     def redact(self, flow: http.HTTPFlow) -> None:
         self.waiting.discard(flow)
-        redact(flow)
-        redact_query(flow)
+        if self.enabled:
+            redact(flow)
+            redact_query(flow)
 
     def redact_all(self) -> None:
         for flow in list(self.waiting):
-            redact(flow)
-            redact_query(flow)
-        self.waiting.clear()
+            self.redact(flow)
 
     def leave(self) -> None:
         """The addon is unloaded (a script reload), mitmproxy runs on: the flows still waiting

@@ -25,6 +25,7 @@ import asyncio
 import logging
 
 from mitmproxy import ctx, http
+from mitmproxy.addons.clientplayback import ReplayHandler
 
 from ..endpoints.base import Forward
 from .record import Unredacted
@@ -32,15 +33,6 @@ from .record import Unredacted
 log = logging.getLogger("normalize")
 
 _MARK = "_normalize_retry"
-
-try:
-    from mitmproxy.addons.clientplayback import ReplayHandler
-except ImportError:  # pragma: no cover - a mitmproxy without it: rejections pass through
-    ReplayHandler = None  # type: ignore[assignment,misc]
-
-
-def available() -> bool:
-    return ReplayHandler is not None
 
 
 def is_retry(flow: http.HTTPFlow) -> bool:
@@ -52,15 +44,14 @@ async def resend(
     change: Forward,
     timeout: float,
     label: str,
-    keys: tuple[tuple[str, list[str]], ...] = (),
-    unredacted: Unredacted | None = None,
+    keys: tuple[tuple[str, list[str]], ...],
+    unredacted: Unredacted,
     path: str = "",
 ) -> http.Response | None:
     """`keys`: the API key headers as the client sent them, and `path` its path ("": as the
     flow has it), whose query may hold a key (the flow's own are redacted by now);
-    `unredacted` (None: keys are not redacted) holds the copy from its request headers on and
-    takes the keys off it once it is done."""
-    assert ReplayHandler is not None
+    `unredacted` holds the copy from its request headers on and takes the keys off it once
+    it is done."""
     copy = flow.copy()
     setattr(copy, _MARK, True)
     copy.is_replay = "request"
@@ -84,8 +75,7 @@ async def resend(
                 transport.handler.cancel()
         return None
     finally:
-        if unredacted is not None:
-            unredacted.redact(copy)
+        unredacted.redact(copy)
     if copy.response is None:
         log.warning("%s: the retry failed (%s); the client gets the rejection", label, copy.error.msg if copy.error else "no reply")
     elif copy.response.raw_content is None:
