@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ..repairs import Repair
-from ..wire.body import strip_body
-from ..wire.jsonio import MAX_CONTAINERS, NotJSON, dump_pretty, loads
+from ..wire.body import read_json_body
+from ..wire.jsonio import dump_pretty
 from .errors import error_reply
 from .learned import Learned
 from .responses.store import ResponseStore
@@ -56,10 +56,8 @@ class Request:
         ("" when there is no body, or `problem` already says why)."""
         if not self.body:
             return None, ""
-        try:
-            return loads(strip_body(self.body), max_containers=MAX_CONTAINERS), ""
-        except NotJSON as e:
-            return None, f"not JSON within the limits: {e}"
+        value, why = read_json_body(self.body)
+        return value, why and f"not JSON within the limits: {why}"
 
 
 @dataclass(frozen=True, slots=True)

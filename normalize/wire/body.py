@@ -4,7 +4,8 @@ Contract:
   strip_body(body)        the body without surrounding white space and one
                           leading `data:` (NIM's error bodies, DeepSeek under load).
   parse_json_body(body, max_containers=)
-                          that body's JSON value, or None when it is not JSON.
+                          that body's JSON value, or None when it is not JSON;
+                          `read_json_body` also says why not.
   Decoder(encoding, cap)  an incremental decoder for `gzip`/`x-gzip`/`deflate`:
                           `feed(bytes) -> bytes`, `close() -> bytes`. gzip bodies
                           made of several members (legal, and what concatenating
@@ -31,7 +32,7 @@ from typing import Any
 
 from .jsonio import MAX_CONTAINERS, NotJSON, loads
 
-__all__ = ["ENCODINGS", "DecodeError", "Decoder", "decode_whole", "encode_whole", "parse_json_body", "strip_body"]
+__all__ = ["ENCODINGS", "DecodeError", "Decoder", "decode_whole", "encode_whole", "parse_json_body", "read_json_body", "strip_body"]
 
 ENCODINGS = frozenset({"gzip", "x-gzip", "deflate"})
 
@@ -47,11 +48,16 @@ def strip_body(body: bytes) -> bytes:
     return body
 
 
-def parse_json_body(body: bytes, *, max_containers: int = MAX_CONTAINERS) -> Any | None:
+def read_json_body(body: bytes, *, max_containers: int = MAX_CONTAINERS) -> tuple[Any | None, str]:
+    """That body's JSON value and "", or None and why it is not JSON."""
     try:
-        return loads(strip_body(body), max_containers=max_containers)
-    except NotJSON:
-        return None
+        return loads(strip_body(body), max_containers=max_containers), ""
+    except NotJSON as e:
+        return None, str(e)
+
+
+def parse_json_body(body: bytes, *, max_containers: int = MAX_CONTAINERS) -> Any | None:
+    return read_json_body(body, max_containers=max_containers)[0]
 
 
 def encoding_of(header: str) -> str:
