@@ -4,7 +4,8 @@ Contract: for a flow to a targeted host, the route table (endpoints/__init__.py)
 picks an `Endpoint`; at the request the glue calls `endpoint.open(request,
 env)`, which returns the flow's `Exchange`. The exchange says what to send
 upstream instead (`forward`) or answers itself (`answer`); at the response
-headers `stream(head)` gives a `Transducer` for a streamed body (or None); a
+headers `stream(head)` gives a `Transducer` for a streamed body (or None;
+then `passes(head)` says whether the body goes on unread, as it comes); a
 body that is not streamed goes to `whole(head, body)`, which returns a
 `Reply` to send instead, `UNCHANGED` when it looked after the body and found
 nothing to change, or None when the body is none of its business. Repairs are
@@ -84,6 +85,10 @@ class Reply:
         return cls(status, dump_pretty(obj), headers=headers)
 
 
+# Content types of replies that are streams by nature.
+STREAMED_TYPES = ("text/event-stream", "application/x-ndjson")
+
+
 @dataclass(frozen=True, slots=True)
 class Head:
     """A response's status line and what its headers say about its body."""
@@ -105,6 +110,13 @@ class Head:
     @property
     def event_stream(self) -> bool:
         return "text/event-stream" in self.content_type.lower()
+
+    @property
+    def passes_as_stream(self) -> bool:
+        """A stream by nature (server-sent events, NDJSON): whatever does not read it passes it
+        on as it comes, never holding it whole."""
+        content_type = self.content_type.lower()
+        return any(kind in content_type for kind in STREAMED_TYPES)
 
 
 class Unchanged:
@@ -170,6 +182,12 @@ class Exchange:
 
     def stream(self, head: Head) -> Transducer | None:
         return None
+
+    def passes(self, head: Head) -> bool:
+        """A reply `stream` gave no transducer for that goes on as it comes, unread (not to
+        `whole`): by default a success that is a stream by nature; errors are read whole,
+        whatever their content-type says."""
+        return head.status < 400 and head.passes_as_stream
 
     def whole(self, head: Head, body: bytes) -> Reply | Unchanged | None:
         if head.status >= 400:

@@ -33,12 +33,12 @@ from ..repairs import Repair
 from ..settings import Settings
 from ..wire.body import ENCODINGS, DecodeError, Decoder, encoding_of
 from . import options, retry
-from .apply import answer, client_request, forward, guarded, read_body, replace, stream_through, stream_type
+from .apply import answer, client_request, forward, guarded, head, read_body, replace, stream_through
 from .pace import Pace, wait_too_long
 from .record import Unredacted, label, record, secrets
 from .state import FlowState, Keys, Mode, attach, detach, state_of
 from .streaming import StreamRewriter, close_delimit, open_length, set_stream_headers
-from .whole import Collected, head, rewrite
+from .whole import Collected, rewrite
 
 log = logging.getLogger("normalize")
 
@@ -143,7 +143,7 @@ class Normalize:
         if response is None or not flow.live:
             return
         if state is None:
-            stream_through(response)  # untargeted: event streams pass as they come
+            stream_through(flow)  # untargeted: event streams pass as they come
             return
         self.answered_upstream(flow, state)
         if response.status_code >= 400:
@@ -158,7 +158,7 @@ class Normalize:
                 log.info("%s: upstream 429: key %s paused for %s s", state.label, state.pace_key, seconds)
         close_delimit(flow)
         if state.exchange is None or state.mode is Mode.LOCAL:
-            stream_through(response)
+            stream_through(flow)
             return
         reply = head(flow)
         if not reply.has_body:
@@ -167,7 +167,7 @@ class Normalize:
         exchange = state.exchange
         transducer = guarded(state.label, "on the reply's headers", STREAM_THROUGH, lambda: exchange.stream(reply))
         if isinstance(transducer, Unchanged):
-            stream_through(response)
+            stream_through(flow)
             return  # PASS
         if transducer is None:
             state.mode = self.whole_reply_headers(flow, state)
@@ -203,8 +203,8 @@ class Normalize:
         decide later, with no hook): the addon then collects it itself, within its cap."""
         response = flow.response
         assert response is not None and state.exchange is not None
-        if response.status_code < 400 and stream_type(response):
-            stream_through(response)  # an event stream the exchange leaves alone
+        if state.exchange.passes(head(flow)):
+            stream_through(flow)  # a stream the exchange leaves alone
             return Mode.PASS
         unknown_length = "content-length" not in response.headers
         if response.stream or (getattr(ctx.options, "stream_large_bodies", None) and unknown_length):

@@ -10,6 +10,7 @@ or for an encoding not decoded here); `client_request(flow, cap, label)` is
 the client's request as an endpoint sees it (its body read so, or why not); `forward` changes the
 request as the exchange's `Forward` says, `answer` puts the addon's own reply
 on the flow, `replace` turns a response into the exchange's `Reply`;
+`head(flow)` is what the exchange learns of a response's headers;
 `stream_through` lets a reply that is a stream by nature pass as it comes.
 """
 
@@ -20,13 +21,10 @@ from collections.abc import Callable
 
 from mitmproxy import http
 
-from ..endpoints.base import Forward, Reply, Request
+from ..endpoints.base import Forward, Head, Reply, Request
 from ..wire.body import DecodeError, decode_whole
 
 log = logging.getLogger("normalize")
-
-# Replies that are streams by nature: passed on as they come, never held whole.
-STREAMED_TYPES = ("text/event-stream", "application/x-ndjson")
 
 
 def guarded[T](label: str, what: str, fallback: T, call: Callable[[], T]) -> T:
@@ -57,16 +55,18 @@ def client_request(flow: http.HTTPFlow, cap: int, label: str) -> Request:
     return Request(request.method, path, query, headers=headers, body=body, problem=problem)
 
 
-def stream_through(response: http.Response) -> None:
-    """An event stream the addon leaves alone passes as it comes: without this, mitmproxy
-    would hold all of it and send it at the end."""
-    if not response.stream and stream_type(response):
-        response.stream = True
+def head(flow: http.HTTPFlow) -> Head:
+    """What an exchange learns of a response's headers."""
+    assert flow.response is not None
+    return Head(flow.response.status_code, flow.response.headers.get("content-type", ""), flow.request.method)
 
 
-def stream_type(response: http.Response) -> bool:
-    content_type = response.headers.get("content-type", "").lower()
-    return any(kind in content_type for kind in STREAMED_TYPES)
+def stream_through(flow: http.HTTPFlow) -> None:
+    """A reply that is a stream by nature, which nothing reads, passes as it comes: without
+    this, mitmproxy would hold all of it and send it at the end."""
+    assert flow.response is not None
+    if not flow.response.stream and head(flow).passes_as_stream:
+        flow.response.stream = True
 
 
 def forward(flow: http.HTTPFlow, change: Forward) -> None:

@@ -1,7 +1,6 @@
 """Whole (not streamed) replies of targeted flows: read within the caps, handed to the exchange.
 
-Contract: `head(flow)` is what the exchange learns of a response's headers;
-`rewrite(flow, exchange, raw, cap, label)` reads a whole reply (decoded within
+Contract: `rewrite(flow, exchange, raw, cap, label)` reads a whole reply (decoded within
 `cap`) and hands it to the exchange, never raising.
 
 `Collected` is for a whole reply that mitmproxy streams because of its
@@ -20,16 +19,11 @@ import logging
 
 from mitmproxy import http
 
-from ..endpoints.base import Exchange, Head, Reply, Unchanged
+from ..endpoints.base import Exchange, Reply, Unchanged
 from ..wire.body import DecodeError, decode_whole, encode_whole
-from .apply import guarded
+from .apply import guarded, head
 
 log = logging.getLogger("normalize")
-
-
-def head(flow: http.HTTPFlow) -> Head:
-    assert flow.response is not None
-    return Head(flow.response.status_code, flow.response.headers.get("content-type", ""), flow.request.method)
 
 
 def rewrite(flow: http.HTTPFlow, exchange: Exchange, raw: bytes, cap: int, label: str) -> tuple[bytes | None, Reply | Unchanged | None]:
