@@ -3,7 +3,7 @@
 One test per rule, named after the upstream behaviour (the Repair member);
 the exchange tests drive `ChatExchange` the way the glue does: `Chat.open`
 with the client's body, then `whole` with the upstream's rejection, and
-`retried()` when the glue sent the offered retry.
+`take_retry()` then `retried()` when the glue sent the offered retry.
 """
 
 import json
@@ -221,8 +221,8 @@ def test_rejected_request_retried():
     body = {"model": "g", "messages": MESSAGES, "presence_penalty": 0, "frequency_penalty": 0}
     ex = exchange(body)
     reject(ex, 422, GEMMA_422)
+    assert ex.take_retry() is not None and ex.take_retry() is None  # given once
     ex.retried()
-    assert ex.retry is None
     assert ex.repairs == {"param_rejected": 2, "rejected_request_retried": 1}
     # A second rejection is passed on, with no second retry.
     reject(ex, 400, {"error": {"message": "Validation: Unsupported parameter(s): `temperature`", "type": "Bad Request", "code": 400}})

@@ -194,9 +194,14 @@ class Exchange:
             return self.error(head, body)
         return None
 
+    def take_retry(self) -> Forward | None:
+        """`retry`, given once (the glue sends it at most once)."""
+        change, self.retry = self.retry, None
+        return change
+
     def retried(self) -> None:
-        """The glue sent `retry` in place of the reply `whole` read last: that one never reached the client."""
-        self.retry = None
+        """The glue sent what `take_retry` gave in place of the reply `whole` read last: that one
+        never reached the client."""
 
     def error(self, head: Head, body: bytes) -> Reply | Unchanged:
         """Any error reply as OpenAI's `{"error": {...}}`, with the status a client should act on."""

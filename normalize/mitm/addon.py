@@ -27,7 +27,7 @@ from typing import Any, Final
 from mitmproxy import ctx, http
 
 from ..endpoints import OTHER, route
-from ..endpoints.base import UNCHANGED, Env, Exchange, Head, Reply, Shared, Transducer, Unchanged
+from ..endpoints.base import UNCHANGED, Env, Exchange, Forward, Head, Reply, Shared, Transducer, Unchanged
 from ..pacing import key_of
 from ..repairs import Repair
 from ..settings import Settings
@@ -254,12 +254,12 @@ class Normalize:
         body, result = rewrite(flow, exchange, response.raw_content or b"", self.settings.max_body_bytes, state.label)
         if body is None:
             return None
-        if exchange.retry is not None:
-            return self.retry(flow, state, exchange, body, result, keys, path)
-        self.answered(flow, state, body, result)
+        if (change := exchange.take_retry()) is not None:
+            return self.retry(flow, state, exchange, change, body, result, keys, path)
+        self.send_whole(flow, state, body, result)
         return None
 
-    def answered(self, flow: http.HTTPFlow, state: FlowState, body: bytes, result: Reply | Unchanged | None) -> None:
+    def send_whole(self, flow: http.HTTPFlow, state: FlowState, body: bytes, result: Reply | Unchanged | None) -> None:
         """Sends the exchange's rewrite of a whole reply (`body`, as the upstream sent it)."""
         assert flow.response is not None and state.exchange is not None
         if isinstance(result, Reply):
@@ -272,6 +272,7 @@ class Normalize:
         flow: http.HTTPFlow,
         state: FlowState,
         exchange: Exchange,
+        change: Forward,
         body: bytes,
         result: Reply | Unchanged | None,
         keys: Keys,
@@ -281,7 +282,7 @@ class Normalize:
         has not seen: the reply is not streamed); the client gets the reply to that, if one comes,
         and the rejection if anything in the way fails."""
         try:
-            if (retried := await self.resend(flow, state, exchange, keys, path)) is not None:
+            if (retried := await self.resend(flow, state, exchange, change, keys, path)) is not None:
                 response, body = retried
                 retried_head = Head(response.status_code, response.headers.get("content-type", ""), flow.request.method)
                 result = guarded(state.label, "on the retry's reply", None, lambda: exchange.whole(retried_head, body))
@@ -290,19 +291,18 @@ class Normalize:
         except Exception:
             log.exception("%s: the retry failed; the client gets the rejection", state.label)
         try:
-            self.answered(flow, state, body, result)
+            self.send_whole(flow, state, body, result)
         finally:
             detach(flow)
 
     async def resend(
-        self, flow: http.HTTPFlow, state: FlowState, exchange: Exchange, keys: Keys, path: str
+        self, flow: http.HTTPFlow, state: FlowState, exchange: Exchange, change: Forward, keys: Keys, path: str
     ) -> tuple[http.Response, bytes] | None:
-        change, exchange.retry = exchange.retry, None
 
         def gone() -> bool:
             return flow.client_conn.timestamp_end is not None
 
-        if change is None or gone():
+        if gone():
             return None  # no client to send a reply to: no retry
         if self.pace.on:
             if await self.pace.hold(state.pace_key, gone) is None:
