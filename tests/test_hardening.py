@@ -187,6 +187,29 @@ def test_raw_deflate(wrapped):
     assert decode_whole(b"".join(pieces), "deflate", MiB) == NIM_STREAM
 
 
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_deflate_first_piece_of_one_byte(wrapped):
+    """Whether deflate has its zlib wrapper is told by its first 2 bytes: a first piece of one
+    byte is held until the second comes."""
+    body = zlib.compress(NIM_STREAM) if wrapped else b"".join(hostile.raw_deflate())
+    decoder = Decoder("deflate", MiB)
+    assert decoder.feed(body[:1]) == b""
+    assert decoder.feed(body[1:]) + decoder.close() == NIM_STREAM
+    assert decoder.name == ("deflate" if wrapped else "raw deflate")
+
+
+def test_deflate_of_one_byte_is_an_error():
+    decoder = Decoder("deflate", MiB)
+    decoder.feed(b"x")
+    with pytest.raises(DecodeError, match="ended before its end"):
+        decoder.close()
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_empty_body_with_a_content_encoding(encoding):
+    assert decode_whole(b"", encoding, MiB) == b""
+
+
 def test_decoder_caps_what_one_feed_gives():
     with pytest.raises(DecodeError, match="more than"):
         Decoder("gzip", 16 * MiB).feed(hostile.gzip_bomb(64 * MiB))

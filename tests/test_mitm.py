@@ -187,9 +187,10 @@ def test_response_logs_a_summary(normalize, caplog):
 def test_flow_state_lives_on_the_flow(normalize):
     flow = chat_flow()
     through_headers(normalize, flow)
+    assert state_of(flow).rewriter is not None
     flow.response.stream(NIM_STREAM_EVENTS[0])
     normalize.error(flow)
-    assert state_of(flow).rewriter is not None
+    assert state_of(flow) is None  # the flow is over: detached (see test_flow_keeps_nothing_once_over)
     # No table of flows to leak: the one set of flows (those still holding an API key) is weak,
     # and the flow left it when the error hook redacted it; pacing keeps a queue per API key
     # only while requests wait on it.
@@ -420,3 +421,95 @@ def test_request_view_shows_what_the_client_sent_and_what_went_upstream():
         untouched = tflow.tflow(resp=True)
         other = contentviews.Metadata(flow=untouched, http_message=untouched.request, content_type="application/json")
         assert view.render_priority(b"{}", other) == -1
+
+
+
+def bodiless(normalize, method, status, length="122"):
+    """A reply with no body, through the hooks: the upstream's headers say how long a body would be."""
+    flow = tflow.tflow(req=tutils.treq(host="api.example.com", port=443, path=b"/v1/models", method=method, content=b""), resp=False)
+    normalize.requestheaders(flow)
+    normalize.request(flow)
+    flow.response = tutils.tresp(status_code=status, content=b"")
+    flow.response.headers["content-type"] = "application/json"
+    if length is None:
+        del flow.response.headers["content-length"]
+    else:
+        flow.response.headers["content-length"] = length
+    normalize.responseheaders(flow)
+    normalize.response(flow)
+    return flow
+
+
+@pytest.mark.parametrize(("method", "status"), [(b"HEAD", 404), (b"HEAD", 200), (b"GET", 304), (b"GET", 204)])
+def test_bodiless_reply_gets_no_body(normalize, method, status):
+    """A reply to HEAD, a 204 or a 304 has no body (RFC 9110 6.4.1): one written after its headers
+    would be read by a keep-alive client as the start of its next response."""
+    flow = bodiless(normalize, method, status)
+    assert flow.response.raw_content == b""
+    assert flow.response.status_code == status
+    assert flow.response.headers["content-length"] == "122" and "transfer-encoding" not in flow.response.headers
+
+
+def exchange_ref(flow):
+    """A weak reference to the flow's exchange, and the flow's state dropped from this frame."""
+    return weakref.ref(state_of(flow).exchange)
+
+
+@pytest.mark.parametrize("ending", ["response", "error"])
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses", "/v1/messages"])
+def test_flow_keeps_nothing_once_over(normalize, path, ending):
+    """mitmweb keeps every flow while it runs: once the flow is over, nothing of the exchange (the
+    parsed request bodies, several times their JSON; the Messages bridge's forwarded key header)
+    stays reachable from it."""
+    import gc
+
+    flow = chat_flow(path=path)
+    flow.request.content = json.dumps({"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}], "input": "hi"}).encode()
+    flow.request.headers["x-api-key"] = "sk-secret"
+    through_headers(normalize, flow)
+    assert callable(flow.response.stream)
+    ref = exchange_ref(flow)
+    assert ref().forward is None  # applied: not kept
+    flow.response.stream(NIM_STREAM_EVENTS[0])
+    if ending == "response":
+        flow.response.stream(b"")
+        normalize.response(flow)
+    else:
+        flow.error = tflow.terr("Client disconnected.")
+        normalize.error(flow)
+    assert state_of(flow) is None and flow.response.stream is True
+    gc.collect()
+    assert ref() is None
+
+
+def test_whole_reply_flow_keeps_nothing_once_over(normalize):
+    import gc
+
+    flow = tflow.tflow(req=tutils.treq(host="api.example.com", port=443, path=b"/v1/chat/completions", method=b"POST", content=b'{"model":"m"}'), resp=False)
+    normalize.requestheaders(flow)
+    normalize.request(flow)
+    ref = exchange_ref(flow)
+    flow.response = tutils.tresp(status_code=200, content=b'{"object":"chat.completion","choices":[]}')
+    normalize.responseheaders(flow)
+    normalize.response(flow)
+    assert state_of(flow) is None
+    gc.collect()
+    assert ref() is None
+
+
+def test_host_letter_case_is_one_upstream(normalize):
+    """What an upstream rejects is learned under its host: API.example.com is api.example.com,
+    as normalize_hosts and the profiles take it."""
+    flow = tflow.tflow(req=tutils.treq(host="API.Example.com", port=443, path=b"/v1/chat/completions", method=b"POST", content=b'{"model":"m"}'), resp=False)
+    normalize.requestheaders(flow)
+    normalize.request(flow)
+    assert state_of(flow).exchange.env.host == "api.example.com:443"
+
+
+def test_api_key_in_the_query_is_redacted(normalize):
+    """Gemini takes its key as `?key=` too: the stored copy loses it as it loses the key headers."""
+    flow = chat_flow(path="/v1beta/openai/chat/completions?alt=sse&key=AIza-secret")
+    through_headers(normalize, flow)
+    assert flow.request.query.get_all("key") == ["[redacted]"]
+    assert flow.request.query["alt"] == "sse"
+    assert "AIza-secret" not in flow.request.url

@@ -18,7 +18,7 @@ from mitmproxy.test import taddons, tflow, tutils
 from normalize.mitm import addon, options
 from normalize.mitm.state import state_of
 from tests.recorded import NIM_STREAM, NIM_STREAM_EVENTS, NIM_STREAM_REPAIRED
-from tests.test_mitm import chat_flow, drive, through_headers
+from tests.test_mitm import bodiless, chat_flow, drive, through_headers
 
 NULL_COMPLETION = b'{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null},"finish_reason":"stop"}]}'
 REPAIRED_COMPLETION = b'{\n  "id": "c",\n  "object": "chat.completion",\n  "created": 1,\n  "model": "m",\n  "choices": [\n    {\n      "index": 0,\n      "message": {\n        "role": "assistant",\n        "content": ""\n      },\n      "finish_reason": "stop"\n    }\n  ]\n}\n'
@@ -50,6 +50,25 @@ def test_api_key_of_a_request_in_flight_is_redacted_at_shutdown(normalize):
     assert flow.request.headers["authorization"] == "Bearer [redacted]"
     assert flow.request.headers["x-goog-api-key"] == "[redacted]"
     assert not a.unredacted.waiting
+
+
+def test_api_key_of_a_request_in_flight_stays_when_the_addon_is_reloaded(normalize):
+    """mitmproxy runs the done hook when it unloads a script (a reload, too): the request has
+    still to go upstream and must keep its key; the next instance redacts it as usual,
+    at its response headers or at shutdown."""
+    a, tctx = normalize
+    flow = chat_flow()
+    flow.request.headers["authorization"] = "Bearer nvapi-secret"
+    flow.response = None
+    a.requestheaders(flow)
+    a.request(flow)
+    tctx.master.addons.remove(a)  # unloaded: mitmproxy calls its done hook
+    assert flow.request.headers["authorization"] == "Bearer nvapi-secret"
+    b = addon.Normalize()
+    tctx.master.addons.add(b)
+    tctx.configure(b, normalize_hosts=["api.example.com"])
+    b.done()  # shutdown
+    assert flow.request.headers["authorization"] == "Bearer [redacted]"
 
 
 def test_api_key_of_a_locally_answered_request_is_redacted_at_once():
@@ -168,6 +187,16 @@ def test_stream_large_bodies_stream_is_still_rewritten(normalize):
     flow.response.stream = True
     through_headers(a, flow)
     assert drive(flow, NIM_STREAM_EVENTS) == NIM_STREAM_REPAIRED
+
+
+def test_stream_large_bodies_not_modified_gets_no_body(normalize):
+    """A 304 has no body: with stream_large_bodies the addon must not open a chunked one for it
+    (mitmproxy would write the chunked end, 0 CRLF CRLF, after the 304)."""
+    a, tctx = normalize
+    tctx.options.stream_large_bodies = "1"
+    flow = bodiless(a, b"GET", 304, length=None)
+    assert not flow.response.stream
+    assert "transfer-encoding" not in flow.response.headers
 
 
 # -- case 7: untargeted streams --------------------------------------------------
@@ -295,3 +324,158 @@ def test_stream_rewrite_unaffected(normalize):
     through_headers(a, flow)
     assert drive(flow, [NIM_STREAM]) == NIM_STREAM_REPAIRED
     assert state_of(flow).rewriter is not None
+
+
+# -- the stream callable never raises (mitmproxy would leave a hole, or never end the body) --
+
+
+def raising(monkeypatch, name, when=lambda *args: True):
+    """ChatStream.<name> raises the first time `when(*args)` holds (a bug in a repair or a bridge's sink)."""
+    from normalize.endpoints.chat.stream import ChatStream
+
+    real = getattr(ChatStream, name)
+    raised = False
+
+    def method(self, *args):
+        nonlocal raised
+        if not raised and when(*args):
+            raised = True
+            raise RuntimeError("a bug")
+        return real(self, *args)
+
+    monkeypatch.setattr(ChatStream, name, method)
+
+
+def test_stream_rewrite_that_raises_passes_the_rest_through(normalize, monkeypatch, caplog):
+    a, _ = normalize
+    clean = chat_flow()
+    through_headers(a, clean)
+    first_repaired = clean.response.stream(NIM_STREAM_EVENTS[0])
+    raising(monkeypatch, "feed", lambda data: data == NIM_STREAM_EVENTS[1])
+    flow = chat_flow()
+    through_headers(a, flow)
+    assert flow.response.stream(NIM_STREAM_EVENTS[0]) == first_repaired
+    with caplog.at_level(logging.ERROR):
+        rest = [flow.response.stream(event) for event in NIM_STREAM_EVENTS[1:]]
+    assert rest == list(NIM_STREAM_EVENTS[1:])  # as they came: no hole
+    assert flow.response.stream(b"") == []  # and nothing invented after them
+    assert caplog.text.count("the stream rewrite failed; passing the rest of the stream through unchanged") == 1
+    flow.response.raw_content = None
+    with caplog.at_level(logging.INFO):
+        a.response(flow)
+    assert flow.metadata["normalize"]["raw_passthrough"] is True
+    assert "(passed through raw after a failure)" in caplog.text
+
+
+def test_stream_end_that_raises_still_ends_the_body(normalize, monkeypatch, caplog):
+    a, _ = normalize
+    raising(monkeypatch, "close")
+    flow = chat_flow()
+    through_headers(a, flow)
+    flow.response.stream(NIM_STREAM_EVENTS[0])
+    with caplog.at_level(logging.ERROR):
+        assert flow.response.stream(b"") == []
+    assert "the stream rewrite failed" in caplog.text
+
+
+def test_stream_failure_report_that_raises_still_ends_the_body(normalize, monkeypatch, caplog):
+    """An undecodable body: the transducer's `fail` (the client's error event) raising too."""
+    a, _ = normalize
+    raising(monkeypatch, "fail")
+    flow = chat_flow()
+    flow.response.headers["content-encoding"] = "gzip"
+    through_headers(a, flow)
+    with caplog.at_level(logging.ERROR):
+        assert flow.response.stream(b"not gzip") == []
+        assert flow.response.stream(b"more") == []
+        assert flow.response.stream(b"") == []
+    assert "the stream rewrite failed while ending the stream" in caplog.text
+
+
+# -- what the addon chose for a reply's body is what the response hook acts on ---------
+
+
+@pytest.mark.parametrize(
+    ("stream", "content_type", "encoding"),
+    [(False, "application/x-ndjson", None), (True, "application/json", "zstd")],
+    ids=["ndjson", "unknown-encoding"],
+)
+def test_reply_the_addon_passed_on_is_not_blamed_on_stream_large_bodies(normalize, caplog, stream, content_type, encoding):
+    """An ndjson stream (Ollama's) the addon passes on, or a stream (exo's, labelled JSON) in an
+    encoding it does not decode: the addon streamed it itself, so the log must not say mitmproxy did."""
+    a, _ = normalize
+    flow = chat_flow(stream=stream, content_type=content_type)
+    if encoding:
+        flow.response.headers["content-encoding"] = encoding
+    through_headers(a, flow)
+    assert flow.response.stream is True
+    flow.response.raw_content = None  # mitmproxy keeps no streamed body
+    with caplog.at_level(logging.WARNING):
+        a.response(flow)
+    assert "stream_large_bodies" not in caplog.text
+
+
+# -- an endpoint that raises: the flow passes on as it is ----------------------------
+
+
+def broken(monkeypatch, owner, name):
+    def method(*args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(owner, name, method)
+
+
+def test_endpoint_that_raises_on_the_request_leaves_it_as_sent_and_paced(monkeypatch, caplog):
+    import asyncio
+
+    from normalize.endpoints.chat import Chat
+
+    broken(monkeypatch, Chat, "open")
+    a = addon.Normalize()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, normalize_hosts=["api.example.com"], normalize_model_map=["gpt-4o=meta/llama"], normalize_rate_limit="5/s")
+        flow = chat_flow()
+        flow.request.content = b'{"model":"gpt-4o","stream":true}'
+        flow.client_conn.timestamp_end = None
+        flow.response = None
+        a.requestheaders(flow)
+        with caplog.at_level(logging.ERROR):
+            waiting = a.request(flow)
+        assert asyncio.iscoroutine(waiting)  # still paced
+        asyncio.run(waiting)
+        assert flow.request.content == b'{"model":"gpt-4o","stream":true}'
+        assert "the endpoint failed reading the request; passing it on unchanged" in caplog.text
+
+
+def test_endpoint_that_raises_on_the_reply_headers_lets_the_stream_through(normalize, monkeypatch, caplog):
+    from normalize.endpoints.chat import ChatExchange
+
+    a, _ = normalize
+    broken(monkeypatch, ChatExchange, "stream")
+    flow = chat_flow()
+    with caplog.at_level(logging.ERROR):
+        through_headers(a, flow)
+    assert flow.response.stream is True  # not held whole by mitmproxy
+    assert flow.response.headers["content-length"] == "7"
+    assert "the endpoint failed on the reply's headers" in caplog.text
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["whole", "stream_large_bodies"])
+def test_endpoint_that_raises_on_a_whole_reply_passes_it_as_it_came(normalize, monkeypatch, caplog, large):
+    from normalize.endpoints.chat import ChatExchange
+
+    a, tctx = normalize
+    broken(monkeypatch, ChatExchange, "whole")
+    if large:
+        tctx.options.stream_large_bodies = "1"
+        with caplog.at_level(logging.ERROR):
+            _, out = collected_flow(a, [NULL_COMPLETION])
+        assert out == NULL_COMPLETION
+    else:
+        flow = chat_flow(stream=False, content_type="application/json")
+        through_headers(a, flow)
+        flow.response.content = NULL_COMPLETION
+        with caplog.at_level(logging.ERROR):
+            a.response(flow)
+        assert flow.response.content == NULL_COMPLETION
+    assert "the endpoint failed on the reply; passing it on unchanged" in caplog.text

@@ -201,6 +201,7 @@ def test_client_gone_takes_no_turn():
 from mitmproxy.test import taddons, tflow, tutils  # noqa: E402
 
 from normalize.mitm import addon  # noqa: E402
+from normalize.mitm.state import state_of  # noqa: E402
 
 
 def chat_flow(key="nvapi-a"):
@@ -240,3 +241,60 @@ def test_wait_too_long_is_answered_429(monkeypatch):
         assert json.loads(flow.response.content)["error"]["code"] == "rate_limit_exceeded"
         a.response(flow)
         assert flow.comment == "normalized: answered 429: the wait for normalize_rate_limit was too long"
+
+
+def test_streamed_requests_are_paced_by_their_own_key():
+    """A request body mitmproxy streamed upstream (stream_large_bodies) went before the request
+    hook: its key is read before the headers are redacted (else every such request would share
+    one window), and it is counted at once, not held."""
+    a = addon.Normalize()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, normalize_hosts=["api.example.com"], normalize_rate_limit="1/60s")
+        flows = [chat_flow("nvapi-a"), chat_flow("nvapi-b")]
+        for flow in flows:
+            flow.request.stream = True
+            flow.response = None
+            a.requestheaders(flow)
+            assert a.request(flow) is None  # nothing to wait for
+            assert flow.request.headers["authorization"] == "Bearer [redacted]"
+        keys = [state_of(flow).pace_key for flow in flows]
+        assert keys == [key_of("api.example.com", {"authorization": f"Bearer {k}"}) for k in ("nvapi-a", "nvapi-b")]
+        assert a.pace.pacer.in_flight == {keys[0]: 1, keys[1]: 1}
+        flows[0].response = tutils.tresp()
+        a.responseheaders(flows[0])
+        assert a.pace.pacer.in_flight == {keys[1]: 1}
+
+
+@pytest.mark.parametrize(("value", "logged"), [("1.5", "paused for 1.5 s"), ("soon", "its Retry-After ('soon') is not a time; key")])
+def test_upstream_retry_after_is_logged_as_read(value, logged, caplog):
+    import logging
+
+    a = addon.Normalize()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, normalize_hosts=["api.example.com"], normalize_rate_limit="5/s")
+        flow = chat_flow()
+        asyncio.run(a.request(flow))
+        flow.response = tutils.tresp(status_code=429, headers=((b"retry-after", value.encode()),))
+        with caplog.at_level(logging.INFO):
+            a.responseheaders(flow)
+        assert logged in caplog.text and "None" not in caplog.text
+
+
+def test_wait_too_long_for_a_head_request_has_no_body(monkeypatch):
+    """The proxy's own 429 to a HEAD request: its headers, no body (one would be read by a
+    keep-alive client as the start of its next response)."""
+    monkeypatch.setattr("normalize.mitm.pace.MAX_WAIT", 0.05)
+    a = addon.Normalize()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, normalize_hosts=["api.example.com"], normalize_rate_limit="1/60s")
+
+        async def main():
+            first, second = chat_flow(), chat_flow()
+            second.request.method = "HEAD"
+            await a.request(first)
+            await a.request(second)
+            return second
+
+        flow = asyncio.run(main())
+        assert flow.response.status_code == 429 and flow.response.raw_content == b""
+        assert int(flow.response.headers["content-length"]) > 0

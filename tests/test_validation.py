@@ -3,7 +3,7 @@
 One test per rule, named after the upstream behaviour (the Repair member);
 the exchange tests drive `ChatExchange` the way the glue does: `Chat.open`
 with the client's body, then `whole` with the upstream's rejection, and
-`retried()` when the glue sent the offered retry.
+`take_retry()` then `retried()` when the glue sent the offered retry.
 """
 
 import json
@@ -14,7 +14,7 @@ import pytest
 from normalize.endpoints.base import Env, Head, Reply, Request, Shared
 from normalize.endpoints.chat import CHAT, ChatExchange
 from normalize.endpoints.chat.validation import Fit, fit_request
-from normalize.endpoints.learned import MAX_MODELS, Context, Learned, Model
+from normalize.endpoints.learned import MAX_MODELS, MAX_NAME, MAX_PARAMS, Context, Learned, Model
 from normalize.profiles import GENERIC, PROFILES
 from normalize.repairs import Repair
 from normalize.settings import Settings
@@ -221,8 +221,8 @@ def test_rejected_request_retried():
     body = {"model": "g", "messages": MESSAGES, "presence_penalty": 0, "frequency_penalty": 0}
     ex = exchange(body)
     reject(ex, 422, GEMMA_422)
+    assert ex.take_retry() is not None and ex.take_retry() is None  # given once
     ex.retried()
-    assert ex.retry is None
     assert ex.repairs == {"param_rejected": 2, "rejected_request_retried": 1}
     # A second rejection is passed on, with no second retry.
     reject(ex, 400, {"error": {"message": "Validation: Unsupported parameter(s): `temperature`", "type": "Bad Request", "code": 400}})
@@ -235,6 +235,28 @@ def test_learned_is_bounded():
         learned.reject("h", f"m{i}", ["x"])
     assert len(learned.models) == MAX_MODELS
     assert learned.get("h", "m0") is None and learned.get("h", f"m{MAX_MODELS + 9}") is not None
+
+
+def test_learned_params_are_bounded_per_model():
+    """A client sending endless made-up keys to an upstream that names each one it rejects:
+    one model keeps the last MAX_PARAMS learned, the earliest forgotten first."""
+    learned = Learned()
+    for i in range(MAX_PARAMS + 36):
+        learned.reject("h", "m", [f"junk_{i}", f"junk_{i}"])
+    params = learned.get("h", "m").params
+    assert len(params) == MAX_PARAMS
+    assert "junk_0" not in params and f"junk_{MAX_PARAMS + 35}" in params and "junk_36" in params
+    learned.reject("h", "m", ["x" * (MAX_NAME + 1)])
+    assert "x" * (MAX_NAME + 1) not in learned.get("h", "m").params
+
+
+def test_learned_model_names_are_bounded():
+    learned = Learned()
+    learned.reject("h", "m" * (MAX_NAME + 1), ["presence_penalty"])
+    learned.limit("h", "m" * (MAX_NAME + 1), cap=10)
+    assert not learned.models
+    learned.reject("h", "m" * MAX_NAME, ["presence_penalty"])
+    assert learned.get("h", "m" * MAX_NAME).params == {"presence_penalty"}
 
 
 def test_max_tokens_default_under_the_name_the_upstream_takes():

@@ -4,7 +4,8 @@ Contract: for a flow to a targeted host, the route table (endpoints/__init__.py)
 picks an `Endpoint`; at the request the glue calls `endpoint.open(request,
 env)`, which returns the flow's `Exchange`. The exchange says what to send
 upstream instead (`forward`) or answers itself (`answer`); at the response
-headers `stream(head)` gives a `Transducer` for a streamed body (or None); a
+headers `stream(head)` gives a `Transducer` for a streamed body (or None;
+then `passes(head)` says whether the body goes on unread, as it comes); a
 body that is not streamed goes to `whole(head, body)`, which returns a
 `Reply` to send instead, `UNCHANGED` when it looked after the body and found
 nothing to change, or None when the body is none of its business. Repairs are
@@ -23,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ..repairs import Repair
-from ..wire.body import strip_body
-from ..wire.jsonio import MAX_CONTAINERS, NotJSON, dump_pretty, loads
+from ..wire.body import read_json_body
+from ..wire.jsonio import dump_pretty
 from .errors import error_reply
 from .learned import Learned
 from .responses.store import ResponseStore
@@ -56,10 +57,8 @@ class Request:
         ("" when there is no body, or `problem` already says why)."""
         if not self.body:
             return None, ""
-        try:
-            return loads(strip_body(self.body), max_containers=MAX_CONTAINERS), ""
-        except NotJSON as e:
-            return None, f"not JSON within the limits: {e}"
+        value, why = read_json_body(self.body)
+        return value, why and f"not JSON within the limits: {why}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +85,10 @@ class Reply:
         return cls(status, dump_pretty(obj), headers=headers)
 
 
+# Content types of replies that are streams by nature.
+STREAMED_TYPES = ("text/event-stream", "application/x-ndjson")
+
+
 @dataclass(frozen=True, slots=True)
 class Head:
     """A response's status line and what its headers say about its body."""
@@ -96,7 +99,8 @@ class Head:
 
     @property
     def has_body(self) -> bool:
-        return self.method != "HEAD" and self.status != 204 and not 100 <= self.status < 200
+        """RFC 9110 6.4.1: no body in a reply to HEAD, nor with a 1xx, 204 or 304."""
+        return self.method != "HEAD" and self.status not in (204, 304) and not 100 <= self.status < 200
 
     @property
     def ok(self) -> bool:
@@ -106,6 +110,13 @@ class Head:
     @property
     def event_stream(self) -> bool:
         return "text/event-stream" in self.content_type.lower()
+
+    @property
+    def passes_as_stream(self) -> bool:
+        """A stream by nature (server-sent events, NDJSON): whatever does not read it passes it
+        on as it comes, never holding it whole."""
+        content_type = self.content_type.lower()
+        return any(kind in content_type for kind in STREAMED_TYPES)
 
 
 class Unchanged:
@@ -172,14 +183,25 @@ class Exchange:
     def stream(self, head: Head) -> Transducer | None:
         return None
 
+    def passes(self, head: Head) -> bool:
+        """A reply `stream` gave no transducer for that goes on as it comes, unread (not to
+        `whole`): by default a success that is a stream by nature; errors are read whole,
+        whatever their content-type says."""
+        return head.status < 400 and head.passes_as_stream
+
     def whole(self, head: Head, body: bytes) -> Reply | Unchanged | None:
         if head.status >= 400:
             return self.error(head, body)
         return None
 
+    def take_retry(self) -> Forward | None:
+        """`retry`, given once (the glue sends it at most once)."""
+        change, self.retry = self.retry, None
+        return change
+
     def retried(self) -> None:
-        """The glue sent `retry` in place of the reply `whole` read last: that one never reached the client."""
-        self.retry = None
+        """The glue sent what `take_retry` gave in place of the reply `whole` read last: that one
+        never reached the client."""
 
     def error(self, head: Head, body: bytes) -> Reply | Unchanged:
         """Any error reply as OpenAI's `{"error": {...}}`, with the status a client should act on."""

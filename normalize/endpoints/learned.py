@@ -8,7 +8,11 @@ context length with how many prompt tokens a byte of request body came to
 (`context`). Writers are the chat exchange reading a rejection; readers are
 the request rules. At most `MAX_MODELS` (host, model) pairs are kept, the
 least recently used forgotten first, so a client naming endless models
-cannot grow it without bound. Pure: no I/O, no clock.
+cannot grow it without bound; a model name longer than `MAX_NAME` is never
+learned, nor a parameter name longer than that, and a model keeps at most
+`MAX_PARAMS` rejected parameters, the earliest learned forgotten first (a
+client sending endless made-up keys to an upstream that names each one it
+rejects cannot grow one entry either). Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 MAX_MODELS = 1024
+MAX_PARAMS = 64  # rejected parameters kept per model
+MAX_NAME = 256  # characters of a model or parameter name that is learned at all
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +36,13 @@ class Model:
     params: frozenset[str] = frozenset()
     cap: int | None = None
     context: Context | None = None
+    learned: tuple[str, ...] = field(default=(), repr=False)  # `params` in the order they were learned
+
+    def reject(self, params: list[str]) -> None:
+        order = self.learned or tuple(sorted(self.params))
+        order += tuple(dict.fromkeys(p for p in params if p not in self.params and len(p) <= MAX_NAME))
+        self.learned = order[-MAX_PARAMS:]
+        self.params = frozenset(self.learned)
 
 
 @dataclass
@@ -45,16 +58,19 @@ class Learned:
         return found
 
     def entry(self, host: str, model: str) -> Model:
+        """The model's entry, made if need be (a model name past MAX_NAME: one that is not kept)."""
         found = self.get(host, model)
         if found is None:
-            found = self.models[(host, model)] = Model()
+            found = Model()
+            if len(model) > MAX_NAME:
+                return found
+            self.models[(host, model)] = found
             while len(self.models) > MAX_MODELS:
                 self.models.popitem(last=False)
         return found
 
     def reject(self, host: str, model: str, params: list[str]) -> None:
-        entry = self.entry(host, model)
-        entry.params = entry.params | frozenset(params)
+        self.entry(host, model).reject(params)
 
     def limit(self, host: str, model: str, *, cap: int | None = None, context: Context | None = None) -> None:
         entry = self.entry(host, model)

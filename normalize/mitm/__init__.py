@@ -1,6 +1,7 @@
 """The mitmproxy glue: the only part of the package that imports mitmproxy.
 
 addon.py      the hooks: guard, route, delegate
+apply.py      calling the endpoint (one guard), and applying its request, answer or reply to the flow
 options.py    the `normalize_*` options, parsed into the core's Settings
 state.py      per-flow state, on the flow itself
 streaming.py  the response.stream callable: decoding, the endpoint's transducer, capped copies

@@ -22,27 +22,28 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Final
 
 from mitmproxy import ctx, http
 
 from ..endpoints import OTHER, route
-from ..endpoints.base import Env, Exchange, Forward, Reply, Request, Shared, Unchanged
+from ..endpoints.base import UNCHANGED, Env, Exchange, Forward, Head, Reply, Shared, Transducer, Unchanged
 from ..pacing import key_of
 from ..repairs import Repair
 from ..settings import Settings
 from ..wire.body import ENCODINGS, DecodeError, Decoder, encoding_of
 from . import options, retry
+from .apply import answer, client_request, forward, guarded, head, read_body, replace, stream_through
 from .pace import Pace, wait_too_long
-from .record import Unredacted, label, record, redact, secrets
-from .state import FlowState, Keys, attach, state_of
+from .record import Unredacted, label, record, secrets
+from .state import FlowState, Keys, Mode, attach, detach, state_of
 from .streaming import StreamRewriter, close_delimit, open_length, set_stream_headers
-from .whole import Collected, head, read_body, rewrite
+from .whole import Collected, rewrite
 
 log = logging.getLogger("normalize")
 
-# Replies that are streams by nature: passed on as they come, never held whole.
-STREAMED_TYPES = ("text/event-stream", "application/x-ndjson")
+# `exchange.stream` failed: the reply passes as it comes.
+STREAM_THROUGH: Final[Transducer | Unchanged | None] = UNCHANGED
 # A retried request that is not answered within this long gets the first rejection.
 RETRY_TIMEOUT = 600.0
 
@@ -63,15 +64,20 @@ class Normalize:
             self.settings = options.settings(ctx.options)
             self.pace.configure(self.settings.rate_limit)
             self.shared.responses.resize(self.settings.responses_store_bytes)
+            self.unredacted.enabled = self.settings.redact_keys
 
     # -- hooks ---------------------------------------------------------------
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        if not flow.live or retry.is_retry(flow) or not self.settings.targets(flow.request.host, flow.request.port):
+        if retry.is_retry(flow):
+            # The addon's own retry, carrying the client's key: held like any flow until sent
+            # (mitmproxy's save addon keeps it in flight from its request hook on).
+            self.unredacted.hold(flow)
+            return
+        if not flow.live or not self.settings.targets(flow.request.host, flow.request.port):
             return
         state = attach(flow, FlowState(route(flow.request.method, flow.request.path_components), label(flow)))
-        if self.settings.redact_keys:
-            self.unredacted.hold(flow)
+        self.unredacted.hold(flow)
         if state.route is not OTHER:
             # Compressed bodies would reach the stream rewrite compressed.
             flow.request.headers["accept-encoding"] = "identity"
@@ -82,25 +88,34 @@ class Normalize:
         state = state_of(flow)
         if state is None or flow.response is not None or not flow.live:
             return None
-        if flow.request.stream and self.settings.redact_keys:
-            self.unredacted.redact(flow)  # streamed (stream_large_bodies): its headers went upstream first
         host, port = flow.request.host, flow.request.port
-        env = Env(self.settings, self.settings.profile_for(host, port), state.label, self.shared, f"{host}:{port}")
-        request = self.client_request(flow)
-        exchange = state.exchange = state.route.endpoint.open(request, env)
+        env = Env(self.settings, self.settings.profile_for(host, port), state.label, self.shared, f"{host.lower()}:{port}")
+        request = client_request(
+            flow, self.settings.max_body_bytes, state.label
+        )  # its headers before they are redacted: the pace key needs the API key
+        if flow.request.stream:
+            self.unredacted.redact(flow)  # streamed (stream_large_bodies): its headers went upstream first
+        endpoint = state.route.endpoint
+        exchange = state.exchange = guarded(state.label, "reading the request", Exchange(env), lambda: endpoint.open(request, env))
         if exchange.answer is not None:
-            state.answered = True
+            state.mode = Mode.LOCAL
             answer(flow, exchange.answer)
-            if self.settings.redact_keys:
-                self.unredacted.redact(flow)  # nothing goes upstream
+            self.unredacted.redact(flow)  # nothing goes upstream
             return None
         if exchange.forward is not None:
             if exchange.forward.body is not None and request.body is not None and self.settings.keep_bytes:
                 state.request_original = request.body[: self.settings.keep_bytes]
             forward(flow, exchange.forward)
+            exchange.forward = None  # applied (and it may hold a key header, as the Messages bridge's does)
         if not self.pace.on:
             return None
         state.pace_key = key_of(host, request.headers)
+        if flow.request.stream:
+            # Streamed (stream_large_bodies): it went upstream before this hook, so it is counted,
+            # not held (holding it would only delay its reply).
+            self.pace.book(state.pace_key)
+            state.paced = True
+            return None
         return self.hold(flow, state, exchange)
 
     async def hold(self, flow: http.HTTPFlow, state: FlowState, exchange: Exchange) -> bool:
@@ -111,57 +126,52 @@ class Normalize:
 
         held = await self.pace.hold(state.pace_key, gone)
         if held is None:
-            state.answered = True
+            state.mode = Mode.LOCAL
             exchange.repairs[Repair.rate_limit_exceeded_wait] += 1
             answer(flow, wait_too_long(self.settings.rate_limit))
-            if self.settings.redact_keys:
-                self.unredacted.redact(flow)
+            self.unredacted.redact(flow)
             return False
         state.paced = not gone()  # a request whose client has gone takes no turn
         if held >= 0.001:
             exchange.repairs[Repair.rate_limit_held] += round(held * 1000)
         return True
 
-    def client_request(self, flow: http.HTTPFlow) -> Request:
-        request = flow.request
-        path, _, query = request.path.partition("?")
-        body: bytes | None = None
-        problem = ""
-        try:
-            if request.stream:  # mitmproxy streamed it upstream already (stream_large_bodies)
-                raise DecodeError("mitmproxy streamed it upstream before the addon could read it (stream_large_bodies)")
-            body = read_body(request, self.settings.max_body_bytes)
-        except DecodeError as e:
-            problem = str(e)
-            log.warning("%s: the request body was not read (%s); passing it through unchanged", label(flow), problem)
-        headers = {name.lower(): request.headers[name] for name in request.headers}
-        return Request(request.method, path, query, headers=headers, body=body, problem=problem)
-
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         state = state_of(flow)
         response = flow.response
-        if retry.is_retry(flow) and self.settings.redact_keys:
-            redact(flow)  # the addon's own retry: sent, so its stored copy need not keep the key either
+        if retry.is_retry(flow):
+            self.unredacted.redact(flow)  # the addon's own retry: sent, so its stored copy need not keep the key either
         if response is None or not flow.live:
             return
         if state is None:
-            stream_through(response)  # untargeted: event streams pass as they come
+            stream_through(flow)  # untargeted: event streams pass as they come
             return
         self.answered_upstream(flow, state)
-        if self.settings.redact_keys:
-            if response.status_code >= 400 and retry.available():
-                state.keys = secrets(flow)  # a retry must send them as the client did
-            self.unredacted.redact(flow)  # the request has gone upstream: the stored copy need not keep the key
+        if response.status_code >= 400:
+            state.keys, state.path = secrets(flow), flow.request.path  # a retry must send them as the client did
+        self.unredacted.redact(flow)  # the request has gone upstream: the stored copy need not keep the key
         if response.status_code == 429 and state.pace_key and "retry-after" in response.headers:
-            seconds = self.pace.retry_after(state.pace_key, response.headers["retry-after"])
-            log.info("%s: upstream 429: key %s paused for %s s", state.label, state.pace_key, seconds)
+            value = response.headers["retry-after"]
+            seconds = self.pace.retry_after(state.pace_key, value)
+            if seconds is None:
+                log.info("%s: upstream 429: its Retry-After (%r) is not a time; key %s not paused", state.label, value[:64], state.pace_key)
+            else:
+                log.info("%s: upstream 429: key %s paused for %s s", state.label, state.pace_key, seconds)
         close_delimit(flow)
-        if state.exchange is None or state.answered:
-            stream_through(response)
+        if state.exchange is None or state.mode is Mode.LOCAL:
+            stream_through(flow)
             return
-        transducer = state.exchange.stream(head(flow))
+        reply = head(flow)
+        if not reply.has_body:
+            return  # PASS: a reply to HEAD, a 204 or 304 (a body written after their headers would be
+            # read as the start of the connection's next response)
+        exchange = state.exchange
+        transducer = guarded(state.label, "on the reply's headers", STREAM_THROUGH, lambda: exchange.stream(reply))
+        if isinstance(transducer, Unchanged):
+            stream_through(flow)
+            return  # PASS
         if transducer is None:
-            self.whole_reply_headers(flow, state)
+            state.mode = self.whole_reply_headers(flow, state)
             return
         decoder = None
         encoding = encoding_of(response.headers.get("content-encoding", ""))
@@ -173,12 +183,13 @@ class Normalize:
                     encoding,
                 )
                 response.stream = True
-                return
+                return  # PASS
             decoder = Decoder(encoding, self.settings.max_event_bytes)
             del response.headers["content-encoding"]
         set_stream_headers(flow)
         state.rewriter = StreamRewriter(transducer, decoder, self.settings.keep_bytes, state.label)
         response.stream = state.rewriter.rewrite  # a bound method: cheaper to call than __call__
+        state.mode = Mode.STREAM
 
     def answered_upstream(self, flow: http.HTTPFlow, state: FlowState) -> None:
         """The upstream has the request (it answered, or the exchange failed): its rate-limit
@@ -187,59 +198,69 @@ class Normalize:
             state.paced = False
             self.pace.arrived(state.pace_key)
 
-    def whole_reply_headers(self, flow: http.HTTPFlow, state: FlowState) -> None:
+    def whole_reply_headers(self, flow: http.HTTPFlow, state: FlowState) -> Mode:
         """A reply the exchange reads whole. mitmproxy streams it on its own when it is larger than
         `stream_large_bodies` (it decided before this hook; for a body of unknown length it would
         decide later, with no hook): the addon then collects it itself, within its cap."""
         response = flow.response
         assert response is not None and state.exchange is not None
-        if not head(flow).has_body:
-            return
-        if response.status_code < 400 and stream_type(response):
-            stream_through(response)  # an event stream the exchange leaves alone
-            return
+        if state.exchange.passes(head(flow)):
+            stream_through(flow)  # a stream the exchange leaves alone
+            return Mode.PASS
         unknown_length = "content-length" not in response.headers
         if response.stream or (getattr(ctx.options, "stream_large_bodies", None) and unknown_length):
             state.collected = Collected(flow, state.exchange, self.settings.max_body_bytes, state.label)
             open_length(flow)
             response.stream = state.collected.collect
+            return Mode.COLLECT
+        return Mode.WHOLE
 
     def response(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
         state = state_of(flow)
-        response = flow.response
-        if state is None or response is None or not flow.live:
+        if state is None or flow.response is None or not flow.live:
             return None
-        keys, state.keys = state.keys, ()  # for a retry, never kept past this hook
-        if self.settings.redact_keys:
-            self.unredacted.redact(flow)
+        waiting = self.settle(flow, state)
+        if waiting is None:
+            detach(flow)
+        return waiting
+
+    def settle(self, flow: http.HTTPFlow, state: FlowState) -> Coroutine[Any, Any, None] | None:
+        """Records the reply, or sends the exchange's rewrite of a whole one (or a retry)."""
+        response = flow.response
+        assert response is not None
+        keys, path, state.keys, state.path = state.keys, state.path, (), ""  # for a retry, never kept past this hook
         exchange = state.exchange
         if exchange is None:
             return None
         keep = self.settings.keep_bytes
-        if state.rewriter is not None or state.answered:
+        mode = state.mode
+        if mode is Mode.STREAM or mode is Mode.LOCAL:
             record(flow, state, keep)
             return None
-        if state.collected is not None:
+        if mode is Mode.COLLECT:
+            assert state.collected is not None
             if state.collected.result is not None or exchange.repairs:
                 record(flow, state, keep)
             return None
-        if response.stream:
-            if response.stream is True and not head(flow).event_stream:
+        if mode is Mode.PASS or response.stream:
+            if mode is Mode.WHOLE:  # mitmproxy switched to streaming it after its headers
                 log.warning(
                     "%s %s: mitmproxy streamed the reply itself (stream_large_bodies); passed through unchanged",
                     state.label,
                     response.status_code,
                 )
+            if exchange.repairs:
+                record(flow, state, keep)  # the request's repairs
             return None
         body, result = rewrite(flow, exchange, response.raw_content or b"", self.settings.max_body_bytes, state.label)
         if body is None:
             return None
-        if exchange.retry is not None and retry.available():
-            return self.retry(flow, state, exchange, body, result, keys)
-        self.answered(flow, state, body, result)
+        if (change := exchange.take_retry()) is not None:
+            return self.retry(flow, state, exchange, change, body, result, keys, path)
+        self.send_whole(flow, state, body, result)
         return None
 
-    def answered(self, flow: http.HTTPFlow, state: FlowState, body: bytes, result: Reply | Unchanged | None) -> None:
+    def send_whole(self, flow: http.HTTPFlow, state: FlowState, body: bytes, result: Reply | Unchanged | None) -> None:
         """Sends the exchange's rewrite of a whole reply (`body`, as the upstream sent it)."""
         assert flow.response is not None and state.exchange is not None
         if isinstance(result, Reply):
@@ -248,24 +269,54 @@ class Normalize:
             record(flow, state, self.settings.keep_bytes, original=body)
 
     async def retry(
-        self, flow: http.HTTPFlow, state: FlowState, exchange: Exchange, body: bytes, result: Reply | Unchanged | None, keys: Keys
+        self,
+        flow: http.HTTPFlow,
+        state: FlowState,
+        exchange: Exchange,
+        change: Forward,
+        body: bytes,
+        result: Reply | Unchanged | None,
+        keys: Keys,
+        path: str,
     ) -> None:
         """Sends the exchange's repaired request once in place of the rejection (which the client
-        has not seen: the reply is not streamed); the client gets the reply to that, if one comes."""
-        if (retried := await self.resend(flow, state, exchange, keys)) is not None:
-            body = retried
-            result = exchange.whole(head(flow), body)
-        self.answered(flow, state, body, result)
+        has not seen: the reply is not streamed); the client gets the reply to that, if one comes,
+        and the rejection if anything in the way fails."""
+        try:
+            if (retried := await self.resend(flow, state, exchange, change, keys, path)) is not None:
+                response, body = retried
+                retried_head = Head(response.status_code, response.headers.get("content-type", ""), flow.request.method)
+                result = guarded(state.label, "on the retry's reply", None, lambda: exchange.whole(retried_head, body))
+                flow.response = response
+                close_delimit(flow)  # as responseheaders does for any reply (the retry's never went through it)
+        except Exception:
+            log.exception("%s: the retry failed; the client gets the rejection", state.label)
+        try:
+            self.send_whole(flow, state, body, result)
+        finally:
+            detach(flow)
 
-    async def resend(self, flow: http.HTTPFlow, state: FlowState, exchange: Exchange, keys: Keys) -> bytes | None:
-        change, exchange.retry = exchange.retry, None
-        if change is None or (self.pace.on and await self.pace.hold(state.pace_key) is None):
-            return None  # waiting for the rate limit that long: the client gets the rejection
-        log.info("%s %s: rejected; sending it once more, repaired", state.label, head(flow).status)
-        response = await retry.resend(flow, change, RETRY_TIMEOUT, state.label, keys, redact_keys=self.settings.redact_keys)
+    async def resend(
+        self, flow: http.HTTPFlow, state: FlowState, exchange: Exchange, change: Forward, keys: Keys, path: str
+    ) -> tuple[http.Response, bytes] | None:
+
+        def gone() -> bool:
+            return flow.client_conn.timestamp_end is not None
+
+        if gone():
+            return None  # no client to send a reply to: no retry
         if self.pace.on:
-            self.pace.arrived(state.pace_key)
-        if response is None:
+            if await self.pace.hold(state.pace_key, gone) is None:
+                return None  # waiting for the rate limit that long: the client gets the rejection
+            if gone():
+                return None  # let go without a turn
+        log.info("%s %s: rejected; sending it once more, repaired", state.label, head(flow).status)
+        try:
+            response = await retry.resend(flow, change, RETRY_TIMEOUT, state.label, keys, self.unredacted, path)
+        finally:
+            if self.pace.on:
+                self.pace.arrived(state.pace_key)  # however the retry ended, its slot is not in flight
+        if response is None or gone():
             return None
         try:
             body = read_body(response, self.settings.max_body_bytes)
@@ -273,73 +324,45 @@ class Normalize:
             log.warning("%s: the retry's reply was not read (%s); the client gets the rejection", state.label, e)
             return None
         exchange.retried()
-        flow.response = response
-        return body
+        return response, body
 
     def error(self, flow: http.HTTPFlow) -> None:
         # A client or upstream went away (mid-stream, too), or the upstream could not be
         # reached: no response hook will come.
-        if retry.is_retry(flow) and self.settings.redact_keys:
-            redact(flow)
+        if retry.is_retry(flow):
+            self.unredacted.redact(flow)
         state = state_of(flow)
         if state is None:
             return
         self.answered_upstream(flow, state)
-        if self.settings.redact_keys:
-            self.unredacted.redact(flow)
+        self.unredacted.redact(flow)
         why = flow.error.msg if flow.error else "error"
-        if state.rewriter is not None and state.exchange is not None and flow.response is not None:
+        if state.mode is Mode.STREAM and flow.response is not None:
             record(flow, state, self.settings.keep_bytes, ended=why)
-        elif state.collected is not None:
+        elif state.mode is Mode.COLLECT:
             log.warning("%s: the reply broke off before its end (%s); the client got none of its body", state.label, why)
         elif flow.response is None:
             log.warning("%s: ended before any reply (%s)", state.label, why)
+        detach(flow)
 
     def done(self) -> None:
-        # mitmproxy's save addon (-w) writes the flows still in flight after this hook.
-        if self.settings.redact_keys:
+        # mitmproxy's save addon (-w) writes the flows still in flight after this hook. It also
+        # runs when the script is unloaded or reloaded: the flows still waiting are then sent
+        # later, with their keys, so they are left to the next instance to redact.
+        if shutting_down(self):
             self.unredacted.redact_all()
+        else:
+            self.unredacted.leave()
+
+
+def shutting_down(addon: Normalize) -> bool:
+    """mitmproxy is stopping (not just unloading the addon: it removes an addon from its
+    table before that addon's done hook runs)."""
+    master = ctx.master
+    return master.should_exit.is_set() or master.addons.get("normalize") is addon
 
 
 def starting() -> bool:
     """mitmproxy is still starting up (it has not run its running hook yet)."""
     loader = ctx.master.addons.get("scriptloader")
     return not getattr(loader, "is_running", False)
-
-
-def stream_through(response: http.Response) -> None:
-    """An event stream the addon leaves alone passes as it comes: without this, mitmproxy
-    would hold all of it and send it at the end."""
-    if not response.stream and stream_type(response):
-        response.stream = True
-
-
-def stream_type(response: http.Response) -> bool:
-    content_type = response.headers.get("content-type", "").lower()
-    return any(kind in content_type for kind in STREAMED_TYPES)
-
-
-def forward(flow: http.HTTPFlow, change: Forward) -> None:
-    request = flow.request
-    if change.body is not None:
-        request.headers.pop("content-encoding", None)
-        request.content = change.body  # also corrects content-length
-    if change.path is not None:
-        request.path = change.path
-    for name in change.drop_headers:
-        request.headers.pop(name, None)
-    for name, value in change.set_headers.items():
-        request.headers[name] = value
-
-
-def answer(flow: http.HTTPFlow, reply: Reply) -> None:
-    flow.response = http.Response.make(reply.status, reply.body, {"content-type": reply.content_type, **dict(reply.headers)})
-
-
-def replace(response: http.Response, reply: Reply) -> None:
-    response.status_code = reply.status
-    response.headers.pop("content-encoding", None)
-    response.headers["content-type"] = reply.content_type
-    for name, value in reply.headers:
-        response.headers[name] = value
-    response.content = reply.body  # also corrects content-length

@@ -3,8 +3,9 @@
 Contract: `Pace.configure(limit)` starts (or stops, with None) pacing;
 `await pace.hold(key, gone)` returns once a request of `key` may go upstream
 (or its client has gone), and how long it waited, or None when that would take longer than `MAX_WAIT` (the
-caller answers 429 instead); `pace.arrived(key)` says the upstream answered
-(or failed) one request of `key` that `hold` let go; `pace.retry_after(key,
+caller answers 429 instead); `pace.book(key)` counts one that went without
+waiting; `pace.arrived(key)` says the upstream answered (or failed) one
+request of `key` that `hold` let go (or `book` counted); `pace.retry_after(key,
 value)` pauses the key for what an upstream's 429 asked. Requests of one key
 go in the order they came (an asyncio.Lock per key, released in FIFO order);
 only the first of them waits, on `asyncio.sleep` or, while every slot is in
@@ -77,6 +78,11 @@ class Pace:
             if not queue.users:
                 del self.queues[key]
         return time.monotonic() - start
+
+    def book(self, key: str) -> None:
+        """Counts a request of `key` that went upstream without waiting (mitmproxy streamed it)."""
+        if self.pacer is not None:
+            self.pacer.sent(key, time.monotonic())
 
     def arrived(self, key: str) -> None:
         if self.pacer is not None:

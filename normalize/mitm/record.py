@@ -7,8 +7,9 @@ upstream's original body and of the client's request as it was sent before
 the addon rewrote it), the rewritten stream as the response body (capped;
 mitmproxy keeps none for a streamed body), and one log line; a stream the
 client or the upstream abandoned is recorded the same way, saying so.
-`redact(flow)` replaces API keys in the stored request headers, and `Keys`
-knows which flows still hold them. Neither ever writes a request header or
+`redact(flow)` replaces API keys in the stored request headers and
+`redact_query(flow)` in its query (`?key=`), and `Unredacted` knows which flows
+still hold them. Neither ever writes a request header or
 body to the log.
 """
 
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from mitmproxy import http
 
-from ..keys import KEY_HEADERS
+from ..keys import KEY_HEADERS, KEY_QUERY
 from ..views.capped import CappedBuffer
 from ..views.summary import describe
 
@@ -52,7 +53,7 @@ def record(flow: http.HTTPFlow, state: FlowState, keep_bytes: int, original: byt
     if rewriter is not None and transducer is not None:
         info.update(
             events=events,
-            raw_passthrough=transducer.raw,
+            raw_passthrough=transducer.raw or rewriter.broken,
             ttfb_ms=rewriter.ttfb_ms,
             bytes_in=rewriter.bytes_in,
             bytes_out=rewriter.bytes_out,
@@ -76,7 +77,7 @@ def record(flow: http.HTTPFlow, state: FlowState, keep_bytes: int, original: byt
     flow.metadata["normalize"] = info
     flow.comment = summary
     ttfb = "" if rewriter is None or rewriter.ttfb_ms is None else f"; first byte after {rewriter.ttfb_ms} ms"
-    raw = " (passed through raw after a failure)" if transducer is not None and transducer.raw else ""
+    raw = " (passed through raw after a failure)" if rewriter is not None and (rewriter.broken or rewriter.transducer.raw) else ""
     if rewriter is not None and rewriter.failure is not None:
         info["failure"] = rewriter.failure
         raw = f" (ended with an error: the rest of the upstream's body could not be read: {rewriter.failure})"
@@ -95,30 +96,48 @@ def secrets(flow: http.HTTPFlow) -> tuple[tuple[str, list[str]], ...]:
 
 
 class Unredacted:
-    """The flows whose stored request still holds an API key.
+    """The flows whose stored request still holds an API key, and the one way keys are taken
+    off a flow (`enabled`: normalize_redact_keys; off, it does nothing).
 
     mitmproxy sends a request's headers from the flow itself, after the last hook
     that sees the request, so the key stays on the flow until the request has
     gone upstream. `hold(flow)` notes a flow; `redact(flow)` takes the keys off
     it (at the response headers, an error, or a local answer); `redact_all()`
-    takes them off every flow still waiting, for the addon's done hook, which
-    mitmproxy runs before its save addon writes the flows in flight (`-w`).
+    takes them off every flow still waiting, for the addon's done hook at
+    shutdown, which mitmproxy runs before its save addon writes the flows in
+    flight (`-w`); `leave()` hands them to the next instance when the addon is
+    unloaded while mitmproxy runs on.
     Weak references: a flow mitmproxy forgets is forgotten here too."""
 
     def __init__(self) -> None:
-        self.waiting: weakref.WeakSet[http.HTTPFlow] = weakref.WeakSet()
+        self.enabled = True  # normalize_redact_keys
+        self.waiting: weakref.WeakSet[http.HTTPFlow] = weakref.WeakSet(_LEFT)  # from an unloaded instance
+        _LEFT.clear()
 
     def hold(self, flow: http.HTTPFlow) -> None:
-        self.waiting.add(flow)
+        if self.enabled:
+            self.waiting.add(flow)
 
     def redact(self, flow: http.HTTPFlow) -> None:
         self.waiting.discard(flow)
-        redact(flow)
+        if self.enabled:
+            redact(flow)
+            redact_query(flow)
 
     def redact_all(self) -> None:
         for flow in list(self.waiting):
-            redact(flow)
+            self.redact(flow)
+
+    def leave(self) -> None:
+        """The addon is unloaded (a script reload), mitmproxy runs on: the flows still waiting
+        go to the next instance's `Unredacted`, which redacts them as usual."""
+        _LEFT.update(self.waiting)
         self.waiting.clear()
+
+
+# Flows an unloaded instance left, until the next instance takes them (a script reload keeps
+# this module: addon.py is loaded again, the package is not).
+_LEFT: weakref.WeakSet[http.HTTPFlow] = weakref.WeakSet()
 
 
 def redact(flow: http.HTTPFlow) -> None:
@@ -127,6 +146,15 @@ def redact(flow: http.HTTPFlow) -> None:
         values = headers.get_all(name)
         if values:
             headers.set_all(name, [redacted(name, value) for value in values])
+
+
+def redact_query(flow: http.HTTPFlow) -> None:
+    if "?" not in flow.request.path:
+        return
+    query = flow.request.query
+    for name in KEY_QUERY:
+        if values := query.get_all(name):
+            query.set_all(name, [REDACTED] * len(values))
 
 
 def redacted(name: str, value: str) -> str:

@@ -25,22 +25,14 @@ import asyncio
 import logging
 
 from mitmproxy import ctx, http
+from mitmproxy.addons.clientplayback import ReplayHandler
 
 from ..endpoints.base import Forward
-from .record import redact
+from .record import Unredacted
 
 log = logging.getLogger("normalize")
 
 _MARK = "_normalize_retry"
-
-try:
-    from mitmproxy.addons.clientplayback import ReplayHandler
-except ImportError:  # pragma: no cover - a mitmproxy without it: rejections pass through
-    ReplayHandler = None  # type: ignore[assignment,misc]
-
-
-def available() -> bool:
-    return ReplayHandler is not None
 
 
 def is_retry(flow: http.HTTPFlow) -> bool:
@@ -52,12 +44,14 @@ async def resend(
     change: Forward,
     timeout: float,
     label: str,
-    keys: tuple[tuple[str, list[str]], ...] = (),
-    *,
-    redact_keys: bool = True,
+    keys: tuple[tuple[str, list[str]], ...],
+    unredacted: Unredacted,
+    path: str = "",
 ) -> http.Response | None:
-    """`keys`: the API key headers as the client sent them (the flow's own are redacted by now)."""
-    assert ReplayHandler is not None
+    """`keys`: the API key headers as the client sent them, and `path` its path ("": as the
+    flow has it), whose query may hold a key (the flow's own are redacted by now);
+    `unredacted` holds the copy from its request headers on and takes the keys off it once
+    it is done."""
     copy = flow.copy()
     setattr(copy, _MARK, True)
     copy.is_replay = "request"
@@ -67,6 +61,8 @@ async def resend(
         copy.request.http_version = flow.response.http_version  # what the upstream spoke
     for name, values in keys:
         copy.request.headers.set_all(name, values)
+    if path:
+        copy.request.path = path
     if change.body is not None:
         copy.request.content = change.body
     handler = ReplayHandler(copy, ctx.options)
@@ -79,8 +75,14 @@ async def resend(
                 transport.handler.cancel()
         return None
     finally:
-        if redact_keys:
-            redact(copy)
+        unredacted.redact(copy)
     if copy.response is None:
         log.warning("%s: the retry failed (%s); the client gets the rejection", label, copy.error.msg if copy.error else "no reply")
+    elif copy.response.raw_content is None:
+        # mitmproxy streamed the reply (past stream_large_bodies) into the replay's mock client,
+        # which drops it: there is no body to hand the client.
+        log.warning(
+            "%s: the retry's reply was streamed by mitmproxy (stream_large_bodies) and not kept; the client gets the rejection", label
+        )
+        return None
     return copy.response

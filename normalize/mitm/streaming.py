@@ -3,7 +3,10 @@
 Contract: `StreamRewriter.rewrite` is what mitmproxy calls once per upstream
 data event, then once with b"" at the end. It decodes a compressed body (capped
 per call), feeds the transducer, keeps capped copies of both sides for
-inspection, and never raises. Mid-body it never returns b"" (that would end a
+inspection, and never raises: it is the one guard around the transducer (an
+exception there would be a hole in the client's stream, or on the last call a
+response that never ends), so after anything raises it logs once and passes the
+rest through as it came. Mid-body it never returns b"" (that would end a
 chunked body): "nothing yet" is an empty list. (whole.py has the callable for
 a whole reply that mitmproxy streams.) `set_stream_headers`, `open_length` and `close_delimit` make the response
 headers fit a body whose length changes (chunked on HTTP/1.1, ended by closing
@@ -40,14 +43,15 @@ class StreamRewriter:
         self.keep = keep_bytes > 0
         self.bytes_in = self.bytes_out = 0
         self.failure: str | None = None  # why the rest of the body could not be read
+        self.broken = False  # the rewrite raised: the rest passes as it came
+        self.stopped = False  # either of those: every later call takes `after_stop`
 
     def rewrite(self, data: bytes) -> bytes | list[bytes]:
         # Called for every upstream event: kept lean, as it runs on the event loop.
+        if self.stopped:
+            return self.after_stop(data)
         try:
-            if self.failure is not None:
-                out = b"" if data else self.transducer.close()
-                data = b""  # dropped: it cannot be decoded
-            elif data:
+            if data:
                 if self.decoder is not None:
                     data = self.decoder.feed(data)
                 out = self.feed(data)
@@ -56,12 +60,16 @@ class StreamRewriter:
                     data = self.decoder.close()
                 out = self.transducer.feed(data) + self.transducer.close()
         except DecodeError as e:
-            # The transducer never raises; the decoder does, on bytes it cannot decode.
-            self.failure = str(e)
-            out = self.transducer.fail(str(e))
-            if not data:
-                out += self.transducer.close()
+            # The decoder raised before `data` was replaced: b"" still means the last call.
+            out = self.undecodable(str(e), last=not data)
             data = b""
+        except Exception:
+            # mitmproxy would drop this piece (a hole in the stream) or, on the last call, never
+            # end the response: the rest passes as it came instead.
+            log.exception("%s: the stream rewrite failed; passing the rest of the stream through unchanged", self.label)
+            self.stopped = self.broken = True
+            out = data  # decoded, when the decoder was not what failed
+        # As `sent`, inlined: this is the hot path.
         self.bytes_in += len(data)
         self.bytes_out += len(out)
         if self.keep:  # until both copies are full
@@ -71,6 +79,50 @@ class StreamRewriter:
         if self.first_byte is None:
             self.first_byte = time.monotonic()
         return out
+
+    def sent(self, data: bytes, out: bytes) -> bytes | list[bytes]:
+        self.bytes_in += len(data)
+        self.bytes_out += len(out)
+        if self.keep:  # until both copies are full
+            self.keep = self.original.append(data) | self.rewritten.append(out)
+        if not out:
+            return []
+        if self.first_byte is None:
+            self.first_byte = time.monotonic()
+        return out
+
+    def undecodable(self, why: str, last: bool) -> bytes:
+        """The rest of the body cannot be decoded: the transducer tells the client and ends
+        (on the last call); what comes after is dropped."""
+        self.failure = why
+        self.stopped = True
+        try:
+            out = self.transducer.fail(why)
+            return out + self.transducer.close() if last else out
+        except Exception:
+            log.exception("%s: the stream rewrite failed while ending the stream", self.label)
+            return b""
+
+    def after_stop(self, data: bytes) -> bytes | list[bytes]:
+        """Every call after a failure: the rest passed as it came (decoded) after the rewrite
+        failed, or dropped after the body could not be decoded (the transducer ends it)."""
+        if not self.broken:
+            if data:
+                return []
+            try:
+                return self.sent(b"", self.transducer.close())
+            except Exception:
+                log.exception("%s: the stream rewrite failed while ending the stream", self.label)
+                return []
+        try:
+            if self.decoder is not None:
+                data = self.decoder.feed(data) if data else self.decoder.close()
+        except DecodeError as e:
+            if self.failure is None:
+                log.warning("%s: the rest of the stream could not be decoded (%s); dropped", self.label, e)
+            self.failure = str(e)
+            data = b""
+        return self.sent(data, data)
 
     @property
     def ttfb_ms(self) -> float | None:

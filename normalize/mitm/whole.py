@@ -1,10 +1,7 @@
 """Whole (not streamed) replies of targeted flows: read within the caps, handed to the exchange.
 
-Contract: `head(flow)` is what the exchange learns of a response's headers;
-`read_body(message, cap)` a message's body decoded from its content-encoding
-(`DecodeError` past `cap` bytes, on bytes that do not decode, or for an
-encoding not decoded here); `rewrite(flow, exchange, raw, cap, label)` reads a
-whole reply and hands it to the exchange, never raising.
+Contract: `rewrite(flow, exchange, raw, cap, label)` reads a whole reply (decoded within
+`cap`) and hands it to the exchange, never raising.
 
 `Collected` is for a whole reply that mitmproxy streams because of its
 `stream_large_bodies` option: its `collect` is the `response.stream` callable.
@@ -22,29 +19,11 @@ import logging
 
 from mitmproxy import http
 
-from ..endpoints.base import Exchange, Head, Reply, Unchanged
-from ..wire.body import ENCODINGS, DecodeError, decode_whole, encode_whole, encoding_of
+from ..endpoints.base import Exchange, Reply, Unchanged
+from ..wire.body import DecodeError, decode_whole, encode_whole
+from .apply import guarded, head
 
 log = logging.getLogger("normalize")
-
-
-def head(flow: http.HTTPFlow) -> Head:
-    assert flow.response is not None
-    return Head(flow.response.status_code, flow.response.headers.get("content-type", ""), flow.request.method)
-
-
-def read_body(message: http.Message, cap: int) -> bytes:
-    """A message's body decoded from its content-encoding, within `cap` bytes; DecodeError else."""
-    return decode(message.raw_content or b"", message.headers.get("content-encoding", ""), cap)
-
-
-def decode(raw: bytes, content_encoding: str, cap: int) -> bytes:
-    if len(raw) > cap:
-        raise DecodeError(f"{len(raw)} bytes, over normalize_max_body_bytes ({cap})")
-    encoding = encoding_of(content_encoding)
-    if encoding and encoding not in ENCODINGS:
-        raise DecodeError(f"content-encoding {encoding!r} is not decoded here")
-    return decode_whole(raw, encoding, cap)
 
 
 def rewrite(flow: http.HTTPFlow, exchange: Exchange, raw: bytes, cap: int, label: str) -> tuple[bytes | None, Reply | Unchanged | None]:
@@ -52,11 +31,12 @@ def rewrite(flow: http.HTTPFlow, exchange: Exchange, raw: bytes, cap: int, label
     assert flow.response is not None
     response = flow.response
     try:
-        body = decode(raw, response.headers.get("content-encoding", ""), cap)
+        body = decode_whole(raw, response.headers.get("content-encoding", ""), cap)
     except DecodeError as e:
         log.warning("%s %s: the reply body was not read (%s); passing it through unchanged", label, response.status_code, e)
         return None, None
-    return body, exchange.whole(head(flow), body)
+    reply = head(flow)
+    return body, guarded(label, "on the reply", None, lambda: exchange.whole(reply, body))
 
 
 class Collected:

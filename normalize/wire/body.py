@@ -4,7 +4,8 @@ Contract:
   strip_body(body)        the body without surrounding white space and one
                           leading `data:` (NIM's error bodies, DeepSeek under load).
   parse_json_body(body, max_containers=)
-                          that body's JSON value, or None when it is not JSON.
+                          that body's JSON value, or None when it is not JSON;
+                          `read_json_body` also says why not.
   Decoder(encoding, cap)  an incremental decoder for `gzip`/`x-gzip`/`deflate`:
                           `feed(bytes) -> bytes`, `close() -> bytes`. gzip bodies
                           made of several members (legal, and what concatenating
@@ -15,7 +16,8 @@ Contract:
                           decode, it raises `DecodeError`, and so does `close`
                           when the body stopped inside a compressed member.
   decode_whole(body, encoding, cap)
-                          a whole body decoded, or `DecodeError`.
+                          a whole body decoded, or `DecodeError` (past the cap,
+                          bad bytes, an encoding not decoded here).
   encode_whole(body, encoding)
                           a whole body encoded again (gzip, or deflate with its
                           zlib wrapper), for a reply whose headers already
@@ -30,7 +32,7 @@ from typing import Any
 
 from .jsonio import MAX_CONTAINERS, NotJSON, loads
 
-__all__ = ["ENCODINGS", "DecodeError", "Decoder", "decode_whole", "encode_whole", "parse_json_body", "strip_body"]
+__all__ = ["ENCODINGS", "DecodeError", "Decoder", "decode_whole", "encode_whole", "parse_json_body", "read_json_body", "strip_body"]
 
 ENCODINGS = frozenset({"gzip", "x-gzip", "deflate"})
 
@@ -46,11 +48,16 @@ def strip_body(body: bytes) -> bytes:
     return body
 
 
-def parse_json_body(body: bytes, *, max_containers: int = MAX_CONTAINERS) -> Any | None:
+def read_json_body(body: bytes, *, max_containers: int = MAX_CONTAINERS) -> tuple[Any | None, str]:
+    """That body's JSON value and "", or None and why it is not JSON."""
     try:
-        return loads(strip_body(body), max_containers=max_containers)
-    except NotJSON:
-        return None
+        return loads(strip_body(body), max_containers=max_containers), ""
+    except NotJSON as e:
+        return None, str(e)
+
+
+def parse_json_body(body: bytes, *, max_containers: int = MAX_CONTAINERS) -> Any | None:
+    return read_json_body(body, max_containers=max_containers)[0]
 
 
 def encoding_of(header: str) -> str:
@@ -60,14 +67,15 @@ def encoding_of(header: str) -> str:
 
 
 class Decoder:
-    __slots__ = ("_cap", "_gzip", "_raw_deflate", "_z", "decoded")
+    __slots__ = ("_cap", "_gzip", "_head", "_raw_deflate", "_z", "decoded")
 
     def __init__(self, encoding: str, cap: int) -> None:
         encoding = encoding_of(encoding)
         if encoding not in ENCODINGS:
             raise ValueError(f"no decoder for content-encoding {encoding!r}")
         self._gzip = encoding != "deflate"
-        self._raw_deflate = False  # deflate without its zlib wrapper: decided by the first bytes
+        self._raw_deflate = False  # deflate without its zlib wrapper: decided by the first 2 bytes
+        self._head = b""  # deflate: a first byte, held until the second comes
         self._cap = cap
         self._z: Any = zlib.decompressobj(zlib.MAX_WBITS | 16) if self._gzip else None
         self.decoded = 0  # bytes decoded so far
@@ -77,8 +85,12 @@ class Decoder:
         room = self._cap
         while data:
             if self._z is None:
+                data, self._head = self._head + data, b""
+                if len(data) < 2:
+                    self._head = data  # one byte cannot tell a zlib header
+                    break
                 # zlib's header: CM 8 in the low bits, and a 16-bit value that is a multiple of 31.
-                wrapped = len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+                wrapped = data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
                 self._raw_deflate = not wrapped
                 self._z = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
             elif self._z.eof:
@@ -100,7 +112,7 @@ class Decoder:
 
     def close(self) -> bytes:
         """Ends the body; `DecodeError` when it stopped inside a compressed member."""
-        if self._z is not None and not self._z.eof:
+        if self._head or (self._z is not None and not self._z.eof):
             raise DecodeError(f"the {self.name} body ended before its end")
         return b""
 
@@ -112,9 +124,16 @@ class Decoder:
 
 
 def decode_whole(body: bytes, encoding: str, cap: int) -> bytes:
-    """A whole body as sent, decoded; `DecodeError` past `cap` bytes or on bad bytes."""
-    if not encoding_of(encoding):
+    """A whole body as sent (`encoding`: its content-encoding header), decoded; `DecodeError`
+    past `cap` bytes, as sent or decoded, on bad bytes, or for an encoding not decoded here.
+    An empty body is empty whatever its content-encoding says (servers label bodiless replies so)."""
+    if len(body) > cap:
+        raise DecodeError(f"{len(body)} bytes, over normalize_max_body_bytes ({cap})")
+    encoding = encoding_of(encoding)
+    if not body or not encoding:
         return body
+    if encoding not in ENCODINGS:
+        raise DecodeError(f"content-encoding {encoding!r} is not decoded here")
     decoder = Decoder(encoding, cap)
     out = decoder.feed(body)
     decoder.close()

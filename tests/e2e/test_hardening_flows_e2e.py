@@ -86,6 +86,23 @@ def test_api_key_in_flight_at_shutdown_is_not_saved(upstream: ScriptedUpstream, 
     assert SECRET not in mitm.log
 
 
+def test_api_key_in_the_query_is_not_saved(upstream: ScriptedUpstream, mitmdump: MitmdumpLauncher, tmp_path: Path):
+    """Gemini's `?key=`: the upstream gets it, the saved flow and mitmdump's output do not."""
+    upstream.reply("POST", PATH, NIM_STREAM_EVENTS, headers=SSE)
+    path = tmp_path / "flows.mitm"
+    mitm = mitmdump.start("-w", str(path), "--flow-detail", "1", normalize_hosts=[upstream.host_port])
+    with httpx.Client(proxy=mitm.url, timeout=10, trust_env=False) as client:
+        reply = client.post(upstream.url + PATH, params={"alt": "sse", "key": SECRET}, json=REQUEST)
+    assert reply.content == NIM_STREAM_REPAIRED
+    (request,) = upstream.requests
+    assert request.path == f"{PATH}?alt=sse&key={SECRET}"
+    assert mitm.stop() == 0, mitm.log
+    (flow,) = read_flows(path)
+    assert flow.request.query.get_all("key") == ["[redacted]"] and flow.request.query["alt"] == "sse"
+    assert SECRET.encode() not in path.read_bytes()
+    assert SECRET not in mitm.log
+
+
 def test_api_key_redacted_in_mitmweb_from_the_response_headers_on(upstream: ScriptedUpstream, mitmdump: MitmdumpLauncher):
     """mitmweb's live view: the key shows while the request waits for its response headers (mitmproxy
     sends the request's headers from the flow after the last hook), and is gone from then on."""

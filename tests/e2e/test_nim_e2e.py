@@ -13,6 +13,7 @@ is kept per model for the life of the module's mitmdump.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -289,6 +290,63 @@ def test_retry_over_tls_in_reverse_mode(tls_upstream: ScriptedUpstream, mitmdump
     assert sorted(f.is_replay or "client" for f in flows) == ["client", "request"]
     assert [f.request.headers["authorization"] for f in flows] == ["Bearer [redacted]"] * 2
     assert b"nvapi-test" not in saved.read_bytes()
+
+
+def test_retry_in_flight_at_shutdown_is_saved_without_its_key(upstream: ScriptedUpstream, mitmdump, tmp_path) -> None:
+    """Ctrl-C while the retry waits for a slow model: `-w` writes the client's flow and the retry's
+    copy, both still in flight, and neither holds the key the upstream got."""
+    rx = U.nim_rejects_penalties
+    gate = threading.Event()
+
+    def answer(request: RecordedRequest) -> Reply:
+        if rx.rejects(json.loads(request.body)):
+            return Reply(rx.reply.status, rx.reply.all_headers(), list(rx.reply.chunks), mode="content-length")
+        gate.wait(20)  # the retry: the model thinks until the test has stopped mitmdump
+        return Reply(200, [("Content-Type", U.JSON)], [U.compact(U.nim_ok_completion("gemma-slow"))], mode="content-length")
+
+    upstream.respond("POST", U.CHAT_PATH, answer)
+    saved = tmp_path / "flows.mitm"
+    mitm = mitmdump.start("-w", str(saved), normalize_hosts=[upstream.host_port], options={"normalize_profile": f"{upstream.host_port}=nim"})
+
+    def ask_in_background() -> None:
+        try:
+            ask(upstream, mitm.url, rx, "gemma-slow", stream=False)
+        except openai.APIError:
+            pass  # mitmdump went away under it: expected
+
+    thread = threading.Thread(target=ask_in_background, daemon=True)
+    thread.start()
+    try:
+        first, retried = upstream.wait_for_requests(2, timeout=10)
+        assert [r.header("authorization") for r in (first, retried)] == ["Bearer nvapi-test"] * 2
+        assert mitm.stop() == 0, mitm.log
+    finally:
+        gate.set()
+        thread.join(10)
+    from mitmproxy import io
+
+    with saved.open("rb") as f:
+        flows = list(io.FlowReader(f).stream())
+    assert sorted(f.is_replay or "client" for f in flows) == ["client", "request"]
+    assert [f.request.headers["authorization"] for f in flows] == ["Bearer [redacted]"] * 2
+    assert b"nvapi-test" not in saved.read_bytes()
+
+
+def test_retry_reply_past_stream_large_bodies_gives_the_rejection(upstream: ScriptedUpstream, mitmdump) -> None:
+    """With stream_large_bodies (which the README recommends), a retry whose reply is larger than
+    the limit: mitmproxy streams that reply into its replay handler, which keeps none of it. The
+    client gets the first rejection (naming what the proxy drops from now on), at once, rather
+    than the retry's headers with no body behind them. (250 bytes: the request, 120 bytes, and
+    the rejection, 177, are read whole; the retry's reply, 343, is not.)"""
+    rx = U.nim_rejects_penalties
+    validating(upstream, rx)
+    mitm = mitmdump.start(normalize_hosts=[upstream.host_port],
+                          options={"normalize_profile": f"{upstream.host_port}=nim", "stream_large_bodies": "250"})
+    with client(upstream, mitm.url) as c, pytest.raises(openai.UnprocessableEntityError) as e:
+        c.chat.completions.create(model="gemma-large", messages=[{"role": "user", "content": "Hi"}], extra_body=dict(rx.extra))
+    assert str(e.value).endswith("(the proxy will drop `presence_penalty`, `frequency_penalty` from this model's requests from now on)")
+    assert [rx.rejects(b) for b in bodies(upstream)] == [True, False]
+    mitm.wait_for_log(r"the retry's reply was streamed by mitmproxy \(stream_large_bodies\) and not kept; the client gets the rejection")
 
 
 # --------------------------------------------------------------------------- NIM's error shapes, raw

@@ -217,7 +217,7 @@ class ChatExchange(Exchange):
         """The glue sent `retry` in place of the rejection: that error never reached the client."""
         self.repairs = +(self.repairs - Counter(self.error_repairs))
         self.repairs[Repair.rejected_request_retried] += 1
-        self.was_retried, self.retry, self.sent = True, None, self.sent_next
+        self.was_retried, self.sent = True, self.sent_next
 
 
 def sends(body: dict[str, Any], path: str) -> bool:
