@@ -78,8 +78,22 @@ def test_prefix_and_query_are_kept():
 
 
 def test_body_that_is_no_object_is_answered_400():
-    status, body = reply_json(open_("POST", "/v1/responses", b"not json").answer)
+    exchange = open_("POST", "/v1/responses", b"not json")
+    status, body = reply_json(exchange.answer)
     assert status == 400 and body["error"]["type"] == "invalid_request_error"
+    assert exchange.forward is None and exchange.repairs == {"request_not_bridgeable": 1}
+
+
+def test_request_body_not_read():
+    """Past normalize_max_body_bytes the request cannot be bridged: the client hears why (413),
+    and nothing goes upstream (a Responses body is no chat request)."""
+    problem = "20000000 bytes, over normalize_max_body_bytes (16777216)"
+    request = Request("POST", "/v1/responses", headers=KEY, body=None, problem=problem)
+    exchange = RESPONSES.open(request, env())
+    assert exchange.forward is None and exchange.repairs == {"request_not_bridgeable": 1}
+    assert reply_json(exchange.answer) == (413, {"error": {
+        "message": f"The request body was not read: {problem}.",
+        "type": "invalid_request_error", "param": None, "code": "request_too_large"}})
 
 
 def test_pass_leaves_responses_alone():

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ...repairs import Repair
 from ...wire.jsonio import NotJSON, dump, loads
 from ..base import Env, Exchange, Forward, Reply, Request
 from ..bridge.exchange import BridgeExchange, chat_path
@@ -78,11 +79,19 @@ class Responses:
         if env.settings.responses != "bridge":
             return Exchange(env)
         body = request.json()
+        if request.body is None:  # past normalize_max_body_bytes, or an encoding that did not decode
+            log.warning("%s: the Responses request was not read (%s); answering 413", env.label, request.problem)
+            exchange = Exchange(env)
+            message = f"The request body was not read: {request.problem}."
+            exchange.answer = Reply.json(413, openai_error(message, 413, code="request_too_large"))
+            exchange.repairs[Repair.request_not_bridgeable] += 1
+            return exchange
         if not isinstance(body, dict):
             why = request.problem or ("the body is not a JSON object" if request.body else "there is no body")
             log.warning("%s: not a Responses request (%s); answering 400", env.label, why)
             exchange = Exchange(env)
             exchange.answer = Reply.json(400, openai_error("We could not parse the JSON body of your request.", 400))
+            exchange.repairs[Repair.request_not_bridgeable] += 1
             return exchange
         try:
             bridged = to_chat(body, env.shared.responses.lookup(key_scope(request.headers)), label=env.label)
