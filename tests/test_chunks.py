@@ -296,9 +296,20 @@ def test_tool_name_repeated():
     outs = run(rules, tool_chunk(first), tool_chunk(again))
     assert calls_of(outs[1]) == [{"index": 0, "function": {"arguments": '{"path":'}}]
     assert rules.repairs["tool_name_repeated"] == 1
-    # TGI: "id":"" on every later delta says nothing either.
-    out = rules.rewrite(tool_chunk({"index": 0, "id": "", "type": "function", "function": {"arguments": '"a"}'}}))
-    assert calls_of(out) == [{"index": 0, "function": {"arguments": '"a"}'}}]
+
+
+def test_tool_call_id_repeated():
+    """The call's id again on a later delta (or TGI's `"id":""`): an accumulator that sets the id
+    from each delta would replace it; only the first delta of a call carries it."""
+    rules = make_rules()
+    first = {"index": 0, "id": "call_0", "type": "function", "function": {"name": "read_file", "arguments": ""}}
+    again = {"index": 0, "id": "call_0", "type": "function", "function": {"arguments": '{"path":'}}
+    empty = {"index": 0, "id": "", "type": "function", "function": {"arguments": '"a"}'}}
+    outs = run(rules, tool_chunk(first), tool_chunk(again), tool_chunk(empty))
+    assert [calls_of(o) for o in outs[1:]] == [
+        [{"index": 0, "function": {"arguments": '{"path":'}}],
+        [{"index": 0, "function": {"arguments": '"a"}'}}],
+    ]
     assert rules.repairs["tool_call_id_repeated"] == 2
 
 

@@ -236,7 +236,7 @@ def test_fastapi_error_is_detail_list():
     assert repair == "error_is_detail"
 
 
-def test_gateway_html():
+def test_error_not_json_html_gateway_page():
     body = (
         b"<html>\r\n<head><title>502 Bad Gateway</title><style>h1{color:red}</style></head>\r\n"
         b"<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<!-- a comment -->"
@@ -254,7 +254,7 @@ def test_gateway_html_is_cut_short():
     assert message.endswith("word…")
 
 
-def test_gateway_plain_text():
+def test_error_not_json_plain_text():
     body = b"\n400 Validation: Unsupported parameter(s): `tool_stream`\n"
     out, repair = error_body(400, body, "text/plain")
     assert out == error("400 Validation: Unsupported parameter(s): `tool_stream`", "invalid_request_error")

@@ -12,6 +12,7 @@ from normalize.endpoints.models import MODEL, MODELS
 from normalize.endpoints.responses.exchange import RESPONSES, STORED_RESPONSES
 from normalize.mitm.options import OPTIONS
 from normalize.profiles import GENERIC, PROFILES, describe, profile_for
+from normalize.repairs import Repair
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -98,3 +99,13 @@ def test_readme_says_what_each_profile_does():
 def test_readme_lists_every_option():
     table = set(re.findall(r"^\| `(normalize_[a-z_]+)` \|", README, re.M))
     assert table == {option.name for option in OPTIONS}
+
+
+def test_every_repair_has_a_test_of_its_name():
+    """Each rule is named after the upstream behaviour it repairs (a `Repair` member) and tested by
+    a test of the same name (`test_<member>`, or with the upstream or the case around it, as in
+    `test_tgi_error_is_string`)."""
+    tests = {node.name for path in (ROOT / "tests").rglob("test_*.py") for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test_")}
+    untested = [r.value for r in Repair if not any(f"_{r.value}_" in f"{t}_" for t in tests)]
+    assert untested == []

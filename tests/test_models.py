@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -74,6 +75,37 @@ def test_model_fields_missing():
         "model_id_missing": 1,
         "model_object_missing": 1,
     }
+
+
+def test_model_id_missing():
+    """Ollama-style `name` and no `id`: the name is the id."""
+    entry = {"name": "llama3:8b", "object": "model", "created": 5, "owned_by": "me"}
+    out, repairs = rewrite_models({"object": "list", "data": [entry]}, now=NOW, aliases={})
+    assert out["data"] == [{"id": "llama3:8b", "object": "model", "created": 5, "owned_by": "me", "name": "llama3:8b"}]
+    assert repairs == {"model_id_missing": 1}
+
+
+def test_model_object_missing():
+    out, repairs = rewrite_models({"object": "list", "data": [{"id": "m", "created": 5, "owned_by": "me"}]}, now=NOW, aliases={})
+    assert out["data"] == [{"id": "m", "object": "model", "created": 5, "owned_by": "me"}]
+    assert repairs == {"model_object_missing": 1}
+
+
+@pytest.mark.parametrize("created", [None, "1754000000", 1754000000.5, True])
+def test_model_created_missing_or_not_integer(created):
+    entry = {"id": "m", "object": "model", "owned_by": "me"} | ({} if created is None else {"created": created})
+    out, repairs = rewrite_models({"object": "list", "data": [entry]}, now=NOW, aliases={})
+    want = 1754000000 if isinstance(created, float) else NOW
+    assert out["data"] == [{"id": "m", "object": "model", "created": want, "owned_by": "me"}]
+    assert repairs == {"model_created_missing_or_not_integer": 1}
+
+
+@pytest.mark.parametrize("owned_by", [None, "", 7])
+def test_model_owned_by_missing(owned_by):
+    entry = {"id": "m", "object": "model", "created": 5} | ({} if owned_by is None else {"owned_by": owned_by})
+    out, repairs = rewrite_models({"object": "list", "data": [entry]}, now=NOW, aliases={})
+    assert out["data"] == [{"id": "m", "object": "model", "created": 5, "owned_by": "system"}]
+    assert repairs == {"model_owned_by_missing": 1}
 
 
 def test_model_without_any_name_passes_through():

@@ -72,7 +72,7 @@ def test_describe():
     assert describe(PROFILES["openai"]) == (
         "Profile `openai` (the default for `api.openai.com`): keeps `max_completion_tokens` and `developer` messages as sent (it knows them)."
     )
-    assert describe(GENERIC) == "Profile `generic`: changes no request (the reply repairs apply, as for every upstream)."
+    assert describe(GENERIC) == "Profile `generic`: adds no request rule of its own (the general request fixes and the reply repairs apply, as for every upstream)."
     nim = describe(PROFILES["nim"])
     assert nim.startswith("Profile `nim` (the default for `integrate.api.nvidia.com`): removes `prompt_cache_key`, `tool_stream`")
     assert "removes `strict` from each tool's `function`" in nim and "retries a rejected request" in nim

@@ -153,5 +153,5 @@ def describe(profile: Profile) -> str:
     if not profile.renames_legacy_params:
         does.append("keeps `max_completion_tokens` and `developer` messages as sent (it knows them)")
     if not does:
-        does.append("changes no request (the reply repairs apply, as for every upstream)")
+        does.append("adds no request rule of its own (the general request fixes and the reply repairs apply, as for every upstream)")
     return f"Profile `{profile.name}`{default}: " + "; ".join(does) + "."
