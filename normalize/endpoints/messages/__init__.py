@@ -13,7 +13,8 @@ envelope (errors.py) with the status the chat exchange gives (NIM's
 misleading ones fixed; what a rejection teaches is learned, and a request
 that was not streamed retried once). A body that is not a
 Messages request is answered with an Anthropic error, without asking the
-upstream. `COUNT_TOKENS.open` answers `count_tokens` itself (tokens.py).
+upstream. `COUNT_TOKENS.open` answers `count_tokens` itself, with an
+estimate (bridge/tokens.py); models.py gives `/v1/models` in Anthropic's shape.
 With `normalize_messages=pass` both pass untouched.
 """
 
