@@ -313,6 +313,9 @@ def test_images():
         ({"type": "none"}, {"tool_choice": "none"}),
         ({"type": "tool", "name": "Bash"}, {"tool_choice": {"type": "function", "function": {"name": "Bash"}}}),
         ({"type": "auto", "disable_parallel_tool_use": True}, {"tool_choice": "auto", "parallel_tool_calls": False}),
+        # A type that is no word (a list is not even hashable): no tool_choice, no failure.
+        ({"type": []}, {}),
+        ({"type": "tool", "name": ["Bash"]}, {}),
     ],
 )
 def test_tool_choice(choice, expected):

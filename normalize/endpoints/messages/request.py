@@ -273,7 +273,7 @@ def tool_choice(choice: Any, out: dict[str, Any]) -> None:
     if not isinstance(choice, dict):
         return
     kind = choice.get("type")
-    if kind in _TOOL_CHOICE_WORDS:
+    if isinstance(kind, str) and kind in _TOOL_CHOICE_WORDS:
         out["tool_choice"] = _TOOL_CHOICE_WORDS[kind]
     elif kind == "tool" and isinstance(choice.get("name"), str):
         out["tool_choice"] = named_tool_choice(choice["name"])
