@@ -28,13 +28,11 @@ from mitmproxy import ctx, http
 
 from ..endpoints import OTHER, route
 from ..endpoints.base import UNCHANGED, Env, Exchange, Forward, Head, Reply, Shared, Transducer, Unchanged
-from ..pacing import key_of
-from ..repairs import Repair
 from ..settings import Settings
 from ..wire.body import ENCODINGS, DecodeError, Decoder, encoding_of
 from . import options, retry
 from .apply import answer, client_request, forward, guarded, head, read_body, replace, stream_through
-from .pace import Pace, wait_too_long
+from .pace import Pace
 from .record import Unredacted, label, record, secrets
 from .state import FlowState, Keys, Mode, attach, detach, state_of
 from .streaming import StreamRewriter, close_delimit, open_length, set_stream_headers
@@ -82,7 +80,7 @@ class Normalize:
             # Compressed bodies would reach the stream rewrite compressed.
             flow.request.headers["accept-encoding"] = "identity"
 
-    def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, bool] | None:
+    def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
         if state_of(flow) is None:
             self.requestheaders(flow)
         state = state_of(flow)
@@ -107,34 +105,7 @@ class Normalize:
                 state.request_original = request.body[: self.settings.keep_bytes]
             forward(flow, exchange.forward)
             exchange.forward = None  # applied (and it may hold a key header, as the Messages bridge's does)
-        if not self.pace.on:
-            return None
-        state.pace_key = key_of(host, request.headers)
-        if flow.request.stream:
-            # Streamed (stream_large_bodies): it went upstream before this hook, so it is counted,
-            # not held (holding it would only delay its reply).
-            self.pace.book(state.pace_key)
-            state.paced = True
-            return None
-        return self.hold(flow, state, exchange)
-
-    async def hold(self, flow: http.HTTPFlow, state: FlowState, exchange: Exchange) -> bool:
-        """Waits until normalize_rate_limit lets this request go; answers 429 if that is too long."""
-
-        def gone() -> bool:
-            return flow.client_conn.timestamp_end is not None
-
-        held = await self.pace.hold(state.pace_key, gone)
-        if held is None:
-            state.mode = Mode.LOCAL
-            exchange.repairs[Repair.rate_limit_exceeded_wait] += 1
-            answer(flow, wait_too_long(self.settings.rate_limit))
-            self.unredacted.redact(flow)
-            return False
-        state.paced = not gone()  # a request whose client has gone takes no turn
-        if held >= 0.001:
-            exchange.repairs[Repair.rate_limit_held] += round(held * 1000)
-        return True
+        return self.pace.admit(flow, state, exchange, request, self.unredacted)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         state = state_of(flow)
@@ -146,17 +117,10 @@ class Normalize:
         if state is None:
             stream_through(flow)  # untargeted: event streams pass as they come
             return
-        self.answered_upstream(flow, state)
+        self.pace.replied(flow, state)
         if response.status_code >= 400:
             state.keys, state.path = secrets(flow), flow.request.path  # a retry must send them as the client did
         self.unredacted.redact(flow)  # the request has gone upstream: the stored copy need not keep the key
-        if response.status_code == 429 and state.pace_key and "retry-after" in response.headers:
-            value = response.headers["retry-after"]
-            seconds = self.pace.retry_after(state.pace_key, value)
-            if seconds is None:
-                log.info("%s: upstream 429: its Retry-After (%r) is not a time; key %s not paused", state.label, value[:64], state.pace_key)
-            else:
-                log.info("%s: upstream 429: key %s paused for %s s", state.label, state.pace_key, seconds)
         close_delimit(flow)
         if state.exchange is None or state.mode is Mode.LOCAL:
             stream_through(flow)
@@ -190,13 +154,6 @@ class Normalize:
         state.rewriter = StreamRewriter(transducer, decoder, self.settings.keep_bytes, state.label)
         response.stream = state.rewriter.rewrite  # a bound method: cheaper to call than __call__
         state.mode = Mode.STREAM
-
-    def answered_upstream(self, flow: http.HTTPFlow, state: FlowState) -> None:
-        """The upstream has the request (it answered, or the exchange failed): its rate-limit
-        slot is dated now, the latest it can have counted the request."""
-        if state.paced:
-            state.paced = False
-            self.pace.arrived(state.pace_key)
 
     def whole_reply_headers(self, flow: http.HTTPFlow, state: FlowState) -> Mode:
         """A reply the exchange reads whole. mitmproxy streams it on its own when it is larger than
@@ -334,7 +291,7 @@ class Normalize:
         state = state_of(flow)
         if state is None:
             return
-        self.answered_upstream(flow, state)
+        self.pace.release(state)
         self.unredacted.redact(flow)
         why = flow.error.msg if flow.error else "error"
         if state.mode is Mode.STREAM and flow.response is not None:
