@@ -27,23 +27,21 @@ from typing import Any, Final
 from mitmproxy import ctx, http
 
 from ..endpoints import OTHER, route
-from ..endpoints.base import UNCHANGED, Env, Exchange, Forward, Head, Reply, Shared, Transducer, Unchanged
+from ..endpoints.base import UNCHANGED, Env, Exchange, Shared, Transducer, Unchanged
 from ..settings import Settings
-from ..wire.body import ENCODINGS, DecodeError, Decoder, encoding_of
+from ..wire.body import ENCODINGS, Decoder, encoding_of
 from . import options, retry
-from .apply import answer, client_request, forward, guarded, head, read_body, replace, stream_through
+from .apply import answer, client_request, forward, guarded, head, stream_through
 from .pace import Pace
-from .record import Unredacted, label, record, secrets
-from .state import FlowState, Keys, Mode, attach, detach, state_of
+from .record import Unredacted, label, record
+from .state import FlowState, Mode, attach, detach, state_of
 from .streaming import StreamRewriter, close_delimit, open_length, set_stream_headers
-from .whole import Collected, rewrite
+from .whole import Collected, rewrite, send_whole
 
 log = logging.getLogger("normalize")
 
 # `exchange.stream` failed: the reply passes as it comes.
 STREAM_THROUGH: Final[Transducer | Unchanged | None] = UNCHANGED
-# A retried request that is not answered within this long gets the first rejection.
-RETRY_TIMEOUT = 600.0
 
 
 class Normalize:
@@ -52,6 +50,7 @@ class Normalize:
         self.shared = Shared()
         self.pace = Pace()
         self.unredacted = Unredacted()
+        self.retrier = retry.Retrier(self.pace, self.unredacted)
 
     def load(self, loader: Any) -> None:
         options.declare(loader)
@@ -118,8 +117,7 @@ class Normalize:
             stream_through(flow)  # untargeted: event streams pass as they come
             return
         self.pace.replied(flow, state)
-        if response.status_code >= 400:
-            state.keys, state.path = secrets(flow), flow.request.path  # a retry must send them as the client did
+        self.retrier.keep_keys(flow, state)
         self.unredacted.redact(flow)  # the request has gone upstream: the stored copy need not keep the key
         close_delimit(flow)
         if state.exchange is None or state.mode is Mode.LOCAL:
@@ -185,7 +183,7 @@ class Normalize:
         """Records the reply, or sends the exchange's rewrite of a whole one (or a retry)."""
         response = flow.response
         assert response is not None
-        keys, path, state.keys, state.path = state.keys, state.path, (), ""  # for a retry, never kept past this hook
+        sent = self.retrier.take_keys(state)  # for a retry, never kept past this hook
         exchange = state.exchange
         if exchange is None:
             return None
@@ -213,75 +211,9 @@ class Normalize:
         if body is None:
             return None
         if (change := exchange.take_retry()) is not None:
-            return self.retry(flow, state, exchange, change, body, result, keys, path)
-        self.send_whole(flow, state, body, result)
+            return self.retrier.send(flow, state, change, body, result, sent, self.settings)
+        send_whole(flow, state, body, result, self.settings.keep_bytes)
         return None
-
-    def send_whole(self, flow: http.HTTPFlow, state: FlowState, body: bytes, result: Reply | Unchanged | None) -> None:
-        """Sends the exchange's rewrite of a whole reply (`body`, as the upstream sent it)."""
-        assert flow.response is not None and state.exchange is not None
-        if isinstance(result, Reply):
-            replace(flow.response, result)
-        if result is not None or state.exchange.repairs:
-            record(flow, state, self.settings.keep_bytes, original=body)
-
-    async def retry(
-        self,
-        flow: http.HTTPFlow,
-        state: FlowState,
-        exchange: Exchange,
-        change: Forward,
-        body: bytes,
-        result: Reply | Unchanged | None,
-        keys: Keys,
-        path: str,
-    ) -> None:
-        """Sends the exchange's repaired request once in place of the rejection (which the client
-        has not seen: the reply is not streamed); the client gets the reply to that, if one comes,
-        and the rejection if anything in the way fails."""
-        try:
-            if (retried := await self.resend(flow, state, exchange, change, keys, path)) is not None:
-                response, body = retried
-                retried_head = Head(response.status_code, response.headers.get("content-type", ""), flow.request.method)
-                result = guarded(state.label, "on the retry's reply", None, lambda: exchange.whole(retried_head, body))
-                flow.response = response
-                close_delimit(flow)  # as responseheaders does for any reply (the retry's never went through it)
-        except Exception:
-            log.exception("%s: the retry failed; the client gets the rejection", state.label)
-        try:
-            self.send_whole(flow, state, body, result)
-        finally:
-            detach(flow)
-
-    async def resend(
-        self, flow: http.HTTPFlow, state: FlowState, exchange: Exchange, change: Forward, keys: Keys, path: str
-    ) -> tuple[http.Response, bytes] | None:
-
-        def gone() -> bool:
-            return flow.client_conn.timestamp_end is not None
-
-        if gone():
-            return None  # no client to send a reply to: no retry
-        if self.pace.on:
-            if await self.pace.hold(state.pace_key, gone) is None:
-                return None  # waiting for the rate limit that long: the client gets the rejection
-            if gone():
-                return None  # let go without a turn
-        log.info("%s %s: rejected; sending it once more, repaired", state.label, head(flow).status)
-        try:
-            response = await retry.resend(flow, change, RETRY_TIMEOUT, state.label, keys, self.unredacted, path)
-        finally:
-            if self.pace.on:
-                self.pace.arrived(state.pace_key)  # however the retry ended, its slot is not in flight
-        if response is None or gone():
-            return None
-        try:
-            body = read_body(response, self.settings.max_body_bytes)
-        except DecodeError as e:
-            log.warning("%s: the retry's reply was not read (%s); the client gets the rejection", state.label, e)
-            return None
-        exchange.retried()
-        return response, body
 
     def error(self, flow: http.HTTPFlow) -> None:
         # A client or upstream went away (mid-stream, too), or the upstream could not be
