@@ -150,7 +150,7 @@ class Shared:
     # -- the Responses bridge
     responses: ResponseStore = field(default_factory=ResponseStore)  # bounded by the exchange from Settings
 
-    # -- profiles: learned parameters, pacing
+    # -- profiles: learned parameters (pacing is the addon's own: mitm/pace.py)
     learned: Learned = field(default_factory=Learned)  # what upstreams rejected, per (host, model)
 
 

@@ -105,12 +105,6 @@ def at_least_zero(value: int) -> int:
     return value
 
 
-def bridge_or_pass(value: str) -> str:
-    if value not in ("bridge", "pass"):
-        raise ValueError(f"{value!r} is neither bridge nor pass")
-    return value
-
-
 def at_least_one(value: int) -> int:
     if value < 1:
         raise ValueError("must be 1 or more")
@@ -257,7 +251,7 @@ OPTIONS: tuple[Option, ...] = (
         "bridge",
         "bridge: OpenAI Responses API requests (POST .../responses) go upstream as chat completions and "
         "are answered as Responses; pass: they go as they are (for upstreams that serve /v1/responses).",
-        bridge_or_pass,
+        one_of("bridge", "pass"),
     ),
     Option(
         "normalize_responses_store_bytes",
@@ -274,7 +268,7 @@ OPTIONS: tuple[Option, ...] = (
         "Anthropic Messages requests (POST .../v1/messages, as Claude Code and the Anthropic SDKs send them): "
         "bridge = translated onto the upstream's chat completions and answered in Anthropic's shapes; "
         "pass = sent on untouched, for upstreams that serve the Messages API themselves.",
-        bridge_or_pass,
+        one_of("bridge", "pass"),
     ),
 )
 # Which Settings field each option fills.
