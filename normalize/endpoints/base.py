@@ -160,8 +160,8 @@ class Env:
 
     settings: Settings
     profile: Profile
+    shared: Shared  # the addon's own, never a fresh one: what one exchange learns, the next must see
     label: str = "request"  # names the flow in log lines: method, host and path, never headers
-    shared: Shared = field(default_factory=Shared)
     host: str = ""  # the upstream's host[:port], under which what it rejects is learned
 
 

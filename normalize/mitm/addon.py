@@ -86,7 +86,7 @@ class Normalize:
         if state is None or flow.response is not None or not flow.live:
             return None
         host, port = flow.request.host, flow.request.port
-        env = Env(self.settings, self.settings.profile_for(host, port), state.label, self.shared, f"{host.lower()}:{port}")
+        env = Env(self.settings, self.settings.profile_for(host, port), self.shared, state.label, f"{host.lower()}:{port}")
         request = client_request(
             flow, self.settings.max_body_bytes, state.label
         )  # its headers before they are redacted: the pace key needs the API key
