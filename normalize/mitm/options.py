@@ -227,6 +227,7 @@ OPTIONS: tuple[Option, ...] = (
         "The profile of an upstream, as host[:port]=name, where the one chosen by its host name is "
         "not right (e.g. 127.0.0.1:8000=vllm); profiles: " + ", ".join(PROFILES) + ".",
         parse_profiles,
+        "host[:port]=profile (e.g. 127.0.0.1:8000=vllm), several comma-separated; profiles: " + ", ".join(PROFILES),
     ),
     Option(
         "normalize_default_max_tokens",
@@ -243,6 +244,7 @@ OPTIONS: tuple[Option, ...] = (
         "At most this many requests per API key reach the upstream in any window, e.g. 40/60s; "
         "the rest wait their turn in the proxy (off when empty).",
         parse_rate_limit,
+        "requests/window, e.g. 40/60s, 40/1m or 5/s (empty: off)",
     ),
     # -- the bridges
     Option(
