@@ -29,13 +29,12 @@ from mitmproxy import ctx, http
 from ..endpoints import OTHER, route
 from ..endpoints.base import UNCHANGED, Env, Exchange, Shared, Transducer, Unchanged
 from ..settings import Settings
-from ..wire.body import ENCODINGS, Decoder, encoding_of
 from . import options, retry
 from .apply import answer, client_request, forward, guarded, head, stream_through
 from .pace import Pace
 from .record import Unredacted, label, record
 from .state import FlowState, Mode, attach, detach, state_of
-from .streaming import StreamRewriter, close_delimit, open_length, set_stream_headers
+from .streaming import close_delimit, open_length, through_transducer
 from .whole import Collected, rewrite, send_whole
 
 log = logging.getLogger("normalize")
@@ -135,23 +134,9 @@ class Normalize:
         if transducer is None:
             state.mode = self.whole_reply_headers(flow, state)
             return
-        decoder = None
-        encoding = encoding_of(response.headers.get("content-encoding", ""))
-        if encoding:
-            if encoding not in ENCODINGS:
-                log.warning(
-                    "%s: upstream used content-encoding %r, which is not decoded here; passing the stream through unchanged",
-                    state.label,
-                    encoding,
-                )
-                response.stream = True
-                return  # PASS
-            decoder = Decoder(encoding, self.settings.max_event_bytes)
-            del response.headers["content-encoding"]
-        set_stream_headers(flow)
-        state.rewriter = StreamRewriter(transducer, decoder, self.settings.keep_bytes, state.label)
-        response.stream = state.rewriter.rewrite  # a bound method: cheaper to call than __call__
-        state.mode = Mode.STREAM
+        settings = self.settings
+        state.rewriter = through_transducer(flow, transducer, settings.max_event_bytes, settings.keep_bytes, state.label)
+        state.mode = Mode.STREAM if state.rewriter is not None else Mode.PASS  # PASS: an encoding not decoded here
 
     def whole_reply_headers(self, flow: http.HTTPFlow, state: FlowState) -> Mode:
         """A reply the exchange reads whole. mitmproxy streams it on its own when it is larger than
