@@ -80,6 +80,9 @@ class Normalize:
 
     def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
         if state_of(flow) is None:
+            # A flow whose headers came before this instance was loaded (a script reload
+            # mid-request) gets its state now; for any other flow with none (untargeted, the
+            # addon's own retry) requestheaders only decides the same again.
             self.requestheaders(flow)
         state = state_of(flow)
         if state is None or flow.response is not None or not flow.live:
