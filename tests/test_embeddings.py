@@ -25,7 +25,7 @@ DIMENSIONS_ERROR = json.dumps({
 
 
 def exchange(body, profile=NIM, shared=None, **settings):
-    env = Env(Settings(**settings), profile, "POST test/v1/embeddings", shared or Shared(), "test:443")
+    env = Env(Settings(**settings), profile, shared or Shared(), "POST test/v1/embeddings", "test:443")
     return EMBEDDINGS.open(Request("POST", "/v1/embeddings", body=json.dumps(body).encode()), env)
 
 

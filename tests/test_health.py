@@ -7,7 +7,7 @@ import pytest
 from mitmproxy.test import taddons, tflow, tutils
 
 from normalize.endpoints import FALLBACK, route
-from normalize.endpoints.base import Env
+from normalize.endpoints.base import Env, Shared
 from normalize.endpoints.health import HEALTH
 from normalize.mitm import addon
 from normalize.profiles import GENERIC
@@ -28,7 +28,7 @@ def test_health_route(method, path, endpoint):
 
 
 def test_health_is_answered_without_the_upstream():
-    exchange = HEALTH.open(None, Env(Settings(), GENERIC))  # type: ignore[arg-type]
+    exchange = HEALTH.open(None, Env(Settings(), GENERIC, Shared()))  # type: ignore[arg-type]
     assert exchange.answer is not None and exchange.forward is None
     assert (exchange.answer.status, json.loads(exchange.answer.body)) == (200, {"status": "ok"})
     assert exchange.quiet

@@ -25,7 +25,7 @@ from normalize.endpoints.models import MODEL, MODELS
 from normalize.profiles import GENERIC, PROFILES
 from normalize.settings import Settings
 
-ENV = Env(Settings(), GENERIC, "POST api.example.com/v1/messages")
+ENV = Env(Settings(), GENERIC, Shared(), "POST api.example.com/v1/messages")
 UPSTREAM_MODEL = "qwen/qwen3-next-80b-a3b-instruct"
 
 CLAUDE_CODE_REQUEST = {
@@ -138,7 +138,7 @@ def test_thinking_as_reasoning_effort(budget, effort):
 
 def test_thinking_reaches_a_nim_family_as_its_own_switch():
     # GLM-5.1 on NIM switches reasoning with chat_template_kwargs (the chat rules translate).
-    nim = Env(Settings(), PROFILES["nim"], "POST integrate.api.nvidia.com/v1/messages", Shared())
+    nim = Env(Settings(), PROFILES["nim"], Shared(), "POST integrate.api.nvidia.com/v1/messages")
     body = {"model": "z-ai/glm-5.1", "max_tokens": 5, "messages": [], "thinking": {"type": "enabled", "budget_tokens": 9000}}
     chat = sent(MESSAGES.open(request(body), nim))
     assert chat["chat_template_kwargs"] == {"enable_thinking": True, "clear_thinking": False}
@@ -331,7 +331,7 @@ def test_sampling_and_stops():
 
 def test_chat_request_rules_apply_to_bridged_requests():
     settings = Settings(model_map=MappingProxyType({"claude-sonnet-4-5": UPSTREAM_MODEL}), drop_params=("top_k",))
-    exchange = MESSAGES.open(request({"model": "claude-sonnet-4-5", "messages": [], "top_k": 5, "stream": True}), Env(settings, GENERIC))
+    exchange = MESSAGES.open(request({"model": "claude-sonnet-4-5", "messages": [], "top_k": 5, "stream": True}), Env(settings, GENERIC, Shared()))
     assert sent(exchange)["model"] == UPSTREAM_MODEL
     assert "top_k" not in sent(exchange)
     assert exchange.repairs["model_alias"] == 1 and exchange.repairs["param_dropped"] == 1
@@ -388,7 +388,7 @@ def test_request_body_not_read():
 
 
 def test_pass_option():
-    env = Env(Settings(messages="pass"), GENERIC)
+    env = Env(Settings(messages="pass"), GENERIC, Shared())
     for endpoint in (MESSAGES, COUNT_TOKENS):
         exchange = endpoint.open(request({"model": "m", "messages": []}), env)
         assert isinstance(exchange, PassedExchange)
@@ -609,7 +609,7 @@ def test_nim_error_statuses_reach_anthropic_clients(status, body, content_type, 
 def test_param_rejected_is_learned_and_retried():
     # What a rejection teaches the chat core holds for bridged requests too: the parameter
     # is dropped from then on, and the one rejected request is retried without it.
-    env = Env(Settings(), PROFILES["nim"], "POST integrate.api.nvidia.com/v1/messages", Shared(), "integrate.api.nvidia.com")
+    env = Env(Settings(), PROFILES["nim"], Shared(), "POST integrate.api.nvidia.com/v1/messages", "integrate.api.nvidia.com")
     body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "top_k": 3}
     exchange = MESSAGES.open(request(body), env)
     problem = {"type": "about:blank", "title": "Bad Request", "status": 400, "detail": "Validation: Unsupported parameter(s): top_k"}
@@ -648,7 +648,7 @@ def test_stream_is_only_for_successes():
 
 
 def test_models_not_anthropic():
-    env = Env(Settings(models=("meta/llama-3.1-8b-instruct",), model_map=MappingProxyType({"claude-sonnet-4-5": "meta/llama-3.1-8b-instruct"})), GENERIC)
+    env = Env(Settings(models=("meta/llama-3.1-8b-instruct",), model_map=MappingProxyType({"claude-sonnet-4-5": "meta/llama-3.1-8b-instruct"})), GENERIC, Shared())
     exchange = MODELS.open(Request("GET", "/v1/models", headers={"anthropic-version": "2023-06-01"}), env)
     listed = json.loads(exchange.answer.body)
     assert listed["data"][0]["type"] == "model"
@@ -689,7 +689,7 @@ def test_models_for_openai_clients_unchanged():
     exchange = MODELS.open(Request("GET", "/v1/models"), ENV)
     body = b'{"object":"list","data":[{"id":"m1","object":"model","created":1,"owned_by":"x"}]}'
     assert not isinstance(exchange.whole(Head(200, "application/json"), body), Reply)
-    pass_env = Env(Settings(messages="pass"), GENERIC)
+    pass_env = Env(Settings(messages="pass"), GENERIC, Shared())
     assert not MODELS.open(Request("GET", "/v1/models", headers={"anthropic-version": "2023-06-01"}), pass_env).anthropic
 
 

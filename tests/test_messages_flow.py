@@ -103,7 +103,7 @@ def test_bad_messages_option_is_refused():
 
     a = addon.Normalize()
     with taddons.context(a) as tctx:
-        with pytest.raises(exceptions.OptionsError, match="Cannot parse normalize_messages option: 'yes' is neither bridge nor pass"):
+        with pytest.raises(exceptions.OptionsError, match="Cannot parse normalize_messages option: 'yes' is not one of 'bridge', 'pass'"):
             tctx.configure(a, normalize_messages="yes")
 
 

@@ -193,8 +193,9 @@ def test_flow_state_lives_on_the_flow(normalize):
     assert state_of(flow) is None  # the flow is over: detached (see test_flow_keeps_nothing_once_over)
     # No table of flows to leak: the one set of flows (those still holding an API key) is weak,
     # and the flow left it when the error hook redacted it; pacing keeps a queue per API key
-    # only while requests wait on it.
-    assert vars(normalize).keys() == {"settings", "shared", "pace", "unredacted"}
+    # only while requests wait on it; the retrier holds nothing of its own.
+    assert vars(normalize).keys() == {"settings", "shared", "pace", "unredacted", "retrier"}
+    assert vars(normalize.retrier).keys() == {"pace", "unredacted"}
     assert isinstance(normalize.unredacted.waiting, weakref.WeakSet) and flow not in normalize.unredacted.waiting
 
 

@@ -17,6 +17,7 @@ from mitmproxy.test import taddons, tflow, tutils
 
 from normalize.mitm import addon, options
 from normalize.mitm.state import state_of
+from normalize.profiles import PROFILES
 from tests.recorded import NIM_STREAM, NIM_STREAM_EVENTS, NIM_STREAM_REPAIRED
 from tests.test_mitm import bodiless, chat_flow, drive, through_headers
 
@@ -269,6 +270,16 @@ BAD_VALUES = {
     "normalize_model_map": (["bad"], "Cannot parse normalize_model_map option: 'bad' is not alias=upstream-model; expected alias=upstream-model"),
     "normalize_max_body_bytes": (["0"], "Cannot parse normalize_max_body_bytes option: must be 1 or more; expected an integer, 1 or more (bytes)"),
     "normalize_redact_keys": (["true", "false"], "Cannot parse normalize_redact_keys option: given 2 times ('true', 'false'); expected true or false"),
+    "normalize_rate_limit": (
+        ["40 per minute"],
+        "Cannot parse normalize_rate_limit option: '40 per minute' is not requests/window, e.g. 40/60s; "
+        "expected requests/window, e.g. 40/60s, 40/1m or 5/s (empty: off)",
+    ),
+    "normalize_profile": (
+        ["vllm"],
+        "Cannot parse normalize_profile option: 'vllm' is not host[:port]=profile; "
+        "expected host[:port]=profile (e.g. 127.0.0.1:8000=vllm), several comma-separated; profiles: " + ", ".join(PROFILES),
+    ),
 }
 
 

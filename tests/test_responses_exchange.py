@@ -25,7 +25,7 @@ COMPLETION = {
 
 
 def env(shared=None, **settings):
-    return Env(Settings(**settings), profile_for("integrate.api.nvidia.com"), "POST integrate.api.nvidia.com/v1/responses", shared or Shared())
+    return Env(Settings(**settings), profile_for("integrate.api.nvidia.com"), shared or Shared(), "POST integrate.api.nvidia.com/v1/responses")
 
 
 def open_(method, path, body=None, headers=KEY, shared=None, **settings):
@@ -216,7 +216,7 @@ def test_unknown_previous_response_is_answered_without_the_upstream():
 def test_strict_dropped_for_nim_only():
     body = {"input": "x", "tools": [{"type": "function", "name": "f", "strict": True}]}
     assert "strict" not in json.loads(open_("POST", "/v1/responses", body).forward.body)["tools"][0]["function"]
-    vllm = Env(Settings(), PROFILES["vllm"], "label", Shared())
+    vllm = Env(Settings(), PROFILES["vllm"], Shared(), "label")
     request = Request("POST", "/v1/responses", headers=KEY, body=json.dumps(body).encode())
     assert json.loads(route("POST", ("v1", "responses")).endpoint.open(request, vllm).forward.body)["tools"][0]["function"]["strict"] is True
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from normalize.endpoints.base import Env, Request
+from normalize.endpoints.base import Env, Request, Shared
 from normalize.endpoints.chat import CHAT
 from normalize.profiles import GENERIC, PROFILES
 from normalize.profiles.thinking import NIM, OPENS_INSIDE, THINK_TAGS
@@ -92,7 +92,7 @@ def test_always_reasoning_family_has_no_switch():
 
 
 def open_chat(body, profile=NIM_PROFILE, **settings):
-    env = Env(Settings(**settings), profile)
+    env = Env(Settings(**settings), profile, Shared())
     return CHAT.open(Request("POST", "/v1/chat/completions", body=json.dumps(body).encode()), env)
 
 

@@ -115,7 +115,7 @@ def test_default_max_tokens_then_lowered():
 
 
 def exchange(body, profile=NIM, shared=None, host="integrate.api.nvidia.com:443", **settings):
-    env = Env(Settings(**settings), profile, "POST test", shared or Shared(), host)
+    env = Env(Settings(**settings), profile, shared or Shared(), "POST test", host)
     ex = CHAT.open(Request("POST", "/v1/chat/completions", body=json.dumps(body).encode()), env)
     assert isinstance(ex, ChatExchange)
     return ex

@@ -15,12 +15,12 @@ from types import MappingProxyType
 from typing import Any
 
 from normalize.endpoints import CHAT, MODEL, MODELS
-from normalize.endpoints.base import UNCHANGED, Env, Exchange, Head, Reply, Request
+from normalize.endpoints.base import UNCHANGED, Env, Exchange, Head, Reply, Request, Shared
 from normalize.endpoints.fallback import FALLBACK
 from normalize.profiles import profile_for
 from normalize.settings import Settings
 
-ENV = Env(Settings(model_map=MappingProxyType({"gpt-4o": "m"})), profile_for("api.example.com"), "POST test")
+ENV = Env(Settings(model_map=MappingProxyType({"gpt-4o": "m"})), profile_for("api.example.com"), Shared(), "POST test")
 CHAT_REQUESTS = (
     b'{"model":"gpt-4o","messages":[]}',
     b'{"model":"gpt-4o","messages":[],"stream":true,"stream_options":{"include_usage":true}}',

@@ -150,7 +150,7 @@ class Shared:
     # -- the Responses bridge
     responses: ResponseStore = field(default_factory=ResponseStore)  # bounded by the exchange from Settings
 
-    # -- profiles: learned parameters, pacing
+    # -- profiles: learned parameters (pacing is the addon's own: mitm/pace.py)
     learned: Learned = field(default_factory=Learned)  # what upstreams rejected, per (host, model)
 
 
@@ -160,8 +160,8 @@ class Env:
 
     settings: Settings
     profile: Profile
+    shared: Shared  # the addon's own, never a fresh one: what one exchange learns, the next must see
     label: str = "request"  # names the flow in log lines: method, host and path, never headers
-    shared: Shared = field(default_factory=Shared)
     host: str = ""  # the upstream's host[:port], under which what it rejects is learned
 
 

@@ -27,25 +27,20 @@ from typing import Any, Final
 from mitmproxy import ctx, http
 
 from ..endpoints import OTHER, route
-from ..endpoints.base import UNCHANGED, Env, Exchange, Forward, Head, Reply, Shared, Transducer, Unchanged
-from ..pacing import key_of
-from ..repairs import Repair
+from ..endpoints.base import UNCHANGED, Env, Exchange, Shared, Transducer, Unchanged
 from ..settings import Settings
-from ..wire.body import ENCODINGS, DecodeError, Decoder, encoding_of
 from . import options, retry
-from .apply import answer, client_request, forward, guarded, head, read_body, replace, stream_through
-from .pace import Pace, wait_too_long
-from .record import Unredacted, label, record, secrets
-from .state import FlowState, Keys, Mode, attach, detach, state_of
-from .streaming import StreamRewriter, close_delimit, open_length, set_stream_headers
-from .whole import Collected, rewrite
+from .apply import answer, client_request, forward, guarded, head, stream_through
+from .pace import Pace
+from .record import Unredacted, label, record
+from .state import FlowState, Mode, attach, detach, state_of
+from .streaming import close_delimit, open_length, through_transducer
+from .whole import Collected, rewrite, send_whole
 
 log = logging.getLogger("normalize")
 
 # `exchange.stream` failed: the reply passes as it comes.
 STREAM_THROUGH: Final[Transducer | Unchanged | None] = UNCHANGED
-# A retried request that is not answered within this long gets the first rejection.
-RETRY_TIMEOUT = 600.0
 
 
 class Normalize:
@@ -54,6 +49,7 @@ class Normalize:
         self.shared = Shared()
         self.pace = Pace()
         self.unredacted = Unredacted()
+        self.retrier = retry.Retrier(self.pace, self.unredacted)
 
     def load(self, loader: Any) -> None:
         options.declare(loader)
@@ -82,14 +78,17 @@ class Normalize:
             # Compressed bodies would reach the stream rewrite compressed.
             flow.request.headers["accept-encoding"] = "identity"
 
-    def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, bool] | None:
+    def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
         if state_of(flow) is None:
+            # A flow whose headers came before this instance was loaded (a script reload
+            # mid-request) gets its state now; for any other flow with none (untargeted, the
+            # addon's own retry) requestheaders only decides the same again.
             self.requestheaders(flow)
         state = state_of(flow)
         if state is None or flow.response is not None or not flow.live:
             return None
         host, port = flow.request.host, flow.request.port
-        env = Env(self.settings, self.settings.profile_for(host, port), state.label, self.shared, f"{host.lower()}:{port}")
+        env = Env(self.settings, self.settings.profile_for(host, port), self.shared, state.label, f"{host.lower()}:{port}")
         request = client_request(
             flow, self.settings.max_body_bytes, state.label
         )  # its headers before they are redacted: the pace key needs the API key
@@ -107,34 +106,7 @@ class Normalize:
                 state.request_original = request.body[: self.settings.keep_bytes]
             forward(flow, exchange.forward)
             exchange.forward = None  # applied (and it may hold a key header, as the Messages bridge's does)
-        if not self.pace.on:
-            return None
-        state.pace_key = key_of(host, request.headers)
-        if flow.request.stream:
-            # Streamed (stream_large_bodies): it went upstream before this hook, so it is counted,
-            # not held (holding it would only delay its reply).
-            self.pace.book(state.pace_key)
-            state.paced = True
-            return None
-        return self.hold(flow, state, exchange)
-
-    async def hold(self, flow: http.HTTPFlow, state: FlowState, exchange: Exchange) -> bool:
-        """Waits until normalize_rate_limit lets this request go; answers 429 if that is too long."""
-
-        def gone() -> bool:
-            return flow.client_conn.timestamp_end is not None
-
-        held = await self.pace.hold(state.pace_key, gone)
-        if held is None:
-            state.mode = Mode.LOCAL
-            exchange.repairs[Repair.rate_limit_exceeded_wait] += 1
-            answer(flow, wait_too_long(self.settings.rate_limit))
-            self.unredacted.redact(flow)
-            return False
-        state.paced = not gone()  # a request whose client has gone takes no turn
-        if held >= 0.001:
-            exchange.repairs[Repair.rate_limit_held] += round(held * 1000)
-        return True
+        return self.pace.admit(flow, state, exchange, request, self.unredacted)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         state = state_of(flow)
@@ -146,17 +118,9 @@ class Normalize:
         if state is None:
             stream_through(flow)  # untargeted: event streams pass as they come
             return
-        self.answered_upstream(flow, state)
-        if response.status_code >= 400:
-            state.keys, state.path = secrets(flow), flow.request.path  # a retry must send them as the client did
+        self.pace.replied(flow, state)
+        self.retrier.keep_keys(flow, state)
         self.unredacted.redact(flow)  # the request has gone upstream: the stored copy need not keep the key
-        if response.status_code == 429 and state.pace_key and "retry-after" in response.headers:
-            value = response.headers["retry-after"]
-            seconds = self.pace.retry_after(state.pace_key, value)
-            if seconds is None:
-                log.info("%s: upstream 429: its Retry-After (%r) is not a time; key %s not paused", state.label, value[:64], state.pace_key)
-            else:
-                log.info("%s: upstream 429: key %s paused for %s s", state.label, state.pace_key, seconds)
         close_delimit(flow)
         if state.exchange is None or state.mode is Mode.LOCAL:
             stream_through(flow)
@@ -173,30 +137,9 @@ class Normalize:
         if transducer is None:
             state.mode = self.whole_reply_headers(flow, state)
             return
-        decoder = None
-        encoding = encoding_of(response.headers.get("content-encoding", ""))
-        if encoding:
-            if encoding not in ENCODINGS:
-                log.warning(
-                    "%s: upstream used content-encoding %r, which is not decoded here; passing the stream through unchanged",
-                    state.label,
-                    encoding,
-                )
-                response.stream = True
-                return  # PASS
-            decoder = Decoder(encoding, self.settings.max_event_bytes)
-            del response.headers["content-encoding"]
-        set_stream_headers(flow)
-        state.rewriter = StreamRewriter(transducer, decoder, self.settings.keep_bytes, state.label)
-        response.stream = state.rewriter.rewrite  # a bound method: cheaper to call than __call__
-        state.mode = Mode.STREAM
-
-    def answered_upstream(self, flow: http.HTTPFlow, state: FlowState) -> None:
-        """The upstream has the request (it answered, or the exchange failed): its rate-limit
-        slot is dated now, the latest it can have counted the request."""
-        if state.paced:
-            state.paced = False
-            self.pace.arrived(state.pace_key)
+        settings = self.settings
+        state.rewriter = through_transducer(flow, transducer, settings.max_event_bytes, settings.keep_bytes, state.label)
+        state.mode = Mode.STREAM if state.rewriter is not None else Mode.PASS  # PASS: an encoding not decoded here
 
     def whole_reply_headers(self, flow: http.HTTPFlow, state: FlowState) -> Mode:
         """A reply the exchange reads whole. mitmproxy streams it on its own when it is larger than
@@ -228,7 +171,7 @@ class Normalize:
         """Records the reply, or sends the exchange's rewrite of a whole one (or a retry)."""
         response = flow.response
         assert response is not None
-        keys, path, state.keys, state.path = state.keys, state.path, (), ""  # for a retry, never kept past this hook
+        sent = self.retrier.take_keys(state)  # for a retry, never kept past this hook
         exchange = state.exchange
         if exchange is None:
             return None
@@ -256,75 +199,9 @@ class Normalize:
         if body is None:
             return None
         if (change := exchange.take_retry()) is not None:
-            return self.retry(flow, state, exchange, change, body, result, keys, path)
-        self.send_whole(flow, state, body, result)
+            return self.retrier.send(flow, state, change, body, result, sent, self.settings)
+        send_whole(flow, state, body, result, self.settings.keep_bytes)
         return None
-
-    def send_whole(self, flow: http.HTTPFlow, state: FlowState, body: bytes, result: Reply | Unchanged | None) -> None:
-        """Sends the exchange's rewrite of a whole reply (`body`, as the upstream sent it)."""
-        assert flow.response is not None and state.exchange is not None
-        if isinstance(result, Reply):
-            replace(flow.response, result)
-        if result is not None or state.exchange.repairs:
-            record(flow, state, self.settings.keep_bytes, original=body)
-
-    async def retry(
-        self,
-        flow: http.HTTPFlow,
-        state: FlowState,
-        exchange: Exchange,
-        change: Forward,
-        body: bytes,
-        result: Reply | Unchanged | None,
-        keys: Keys,
-        path: str,
-    ) -> None:
-        """Sends the exchange's repaired request once in place of the rejection (which the client
-        has not seen: the reply is not streamed); the client gets the reply to that, if one comes,
-        and the rejection if anything in the way fails."""
-        try:
-            if (retried := await self.resend(flow, state, exchange, change, keys, path)) is not None:
-                response, body = retried
-                retried_head = Head(response.status_code, response.headers.get("content-type", ""), flow.request.method)
-                result = guarded(state.label, "on the retry's reply", None, lambda: exchange.whole(retried_head, body))
-                flow.response = response
-                close_delimit(flow)  # as responseheaders does for any reply (the retry's never went through it)
-        except Exception:
-            log.exception("%s: the retry failed; the client gets the rejection", state.label)
-        try:
-            self.send_whole(flow, state, body, result)
-        finally:
-            detach(flow)
-
-    async def resend(
-        self, flow: http.HTTPFlow, state: FlowState, exchange: Exchange, change: Forward, keys: Keys, path: str
-    ) -> tuple[http.Response, bytes] | None:
-
-        def gone() -> bool:
-            return flow.client_conn.timestamp_end is not None
-
-        if gone():
-            return None  # no client to send a reply to: no retry
-        if self.pace.on:
-            if await self.pace.hold(state.pace_key, gone) is None:
-                return None  # waiting for the rate limit that long: the client gets the rejection
-            if gone():
-                return None  # let go without a turn
-        log.info("%s %s: rejected; sending it once more, repaired", state.label, head(flow).status)
-        try:
-            response = await retry.resend(flow, change, RETRY_TIMEOUT, state.label, keys, self.unredacted, path)
-        finally:
-            if self.pace.on:
-                self.pace.arrived(state.pace_key)  # however the retry ended, its slot is not in flight
-        if response is None or gone():
-            return None
-        try:
-            body = read_body(response, self.settings.max_body_bytes)
-        except DecodeError as e:
-            log.warning("%s: the retry's reply was not read (%s); the client gets the rejection", state.label, e)
-            return None
-        exchange.retried()
-        return response, body
 
     def error(self, flow: http.HTTPFlow) -> None:
         # A client or upstream went away (mid-stream, too), or the upstream could not be
@@ -334,7 +211,7 @@ class Normalize:
         state = state_of(flow)
         if state is None:
             return
-        self.answered_upstream(flow, state)
+        self.pace.release(state)
         self.unredacted.redact(flow)
         why = flow.error.msg if flow.error else "error"
         if state.mode is Mode.STREAM and flow.response is not None:

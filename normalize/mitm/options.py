@@ -105,12 +105,6 @@ def at_least_zero(value: int) -> int:
     return value
 
 
-def bridge_or_pass(value: str) -> str:
-    if value not in ("bridge", "pass"):
-        raise ValueError(f"{value!r} is neither bridge nor pass")
-    return value
-
-
 def at_least_one(value: int) -> int:
     if value < 1:
         raise ValueError("must be 1 or more")
@@ -233,6 +227,7 @@ OPTIONS: tuple[Option, ...] = (
         "The profile of an upstream, as host[:port]=name, where the one chosen by its host name is "
         "not right (e.g. 127.0.0.1:8000=vllm); profiles: " + ", ".join(PROFILES) + ".",
         parse_profiles,
+        "host[:port]=profile (e.g. 127.0.0.1:8000=vllm), several comma-separated; profiles: " + ", ".join(PROFILES),
     ),
     Option(
         "normalize_default_max_tokens",
@@ -249,6 +244,7 @@ OPTIONS: tuple[Option, ...] = (
         "At most this many requests per API key reach the upstream in any window, e.g. 40/60s; "
         "the rest wait their turn in the proxy (off when empty).",
         parse_rate_limit,
+        "requests/window, e.g. 40/60s, 40/1m or 5/s (empty: off)",
     ),
     # -- the bridges
     Option(
@@ -257,7 +253,7 @@ OPTIONS: tuple[Option, ...] = (
         "bridge",
         "bridge: OpenAI Responses API requests (POST .../responses) go upstream as chat completions and "
         "are answered as Responses; pass: they go as they are (for upstreams that serve /v1/responses).",
-        bridge_or_pass,
+        one_of("bridge", "pass"),
     ),
     Option(
         "normalize_responses_store_bytes",
@@ -274,7 +270,7 @@ OPTIONS: tuple[Option, ...] = (
         "Anthropic Messages requests (POST .../v1/messages, as Claude Code and the Anthropic SDKs send them): "
         "bridge = translated onto the upstream's chat completions and answered in Anthropic's shapes; "
         "pass = sent on untouched, for upstreams that serve the Messages API themselves.",
-        bridge_or_pass,
+        one_of("bridge", "pass"),
     ),
 )
 # Which Settings field each option fills.

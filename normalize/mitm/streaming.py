@@ -1,6 +1,10 @@
 """A streamed response body through an endpoint's transducer: the flow's `response.stream` callable.
 
-Contract: `StreamRewriter.rewrite` is what mitmproxy calls once per upstream
+Contract: `through_transducer(flow, transducer, max_event_bytes, keep_bytes,
+label)` puts a reply's body through the transducer: it sets the response's
+headers for a stream and a `StreamRewriter`'s `rewrite` as `response.stream`,
+and returns the rewriter (None, and the body passes as it came, for a
+content-encoding not decoded here). `StreamRewriter.rewrite` is what mitmproxy calls once per upstream
 data event, then once with b"" at the end. It decodes a compressed body (capped
 per call), feeds the transducer, keeps capped copies of both sides for
 inspection, and never raises: it is the one guard around the transducer (an
@@ -22,11 +26,33 @@ from mitmproxy import http
 
 from ..endpoints.base import Transducer
 from ..views.capped import CappedBuffer
-from ..wire.body import DecodeError, Decoder
+from ..wire.body import ENCODINGS, DecodeError, Decoder, encoding_of
 
 log = logging.getLogger("normalize")
 
 SSE = "text/event-stream; charset=utf-8"
+
+
+def through_transducer(
+    flow: http.HTTPFlow, transducer: Transducer, max_event_bytes: int, keep_bytes: int, label: str
+) -> StreamRewriter | None:
+    response = flow.response
+    assert response is not None
+    decoder = None
+    encoding = encoding_of(response.headers.get("content-encoding", ""))
+    if encoding:
+        if encoding not in ENCODINGS:
+            log.warning(
+                "%s: upstream used content-encoding %r, which is not decoded here; passing the stream through unchanged", label, encoding
+            )
+            response.stream = True
+            return None
+        decoder = Decoder(encoding, max_event_bytes)
+        del response.headers["content-encoding"]
+    set_stream_headers(flow)
+    rewriter = StreamRewriter(transducer, decoder, keep_bytes, label)
+    response.stream = rewriter.rewrite  # a bound method: cheaper to call than __call__
+    return rewriter
 
 
 class StreamRewriter:

@@ -1,7 +1,8 @@
 """Whole (not streamed) replies of targeted flows: read within the caps, handed to the exchange.
 
 Contract: `rewrite(flow, exchange, raw, cap, label)` reads a whole reply (decoded within
-`cap`) and hands it to the exchange, never raising.
+`cap`) and hands it to the exchange, never raising; `send_whole(flow, state, body, result,
+keep)` puts what the exchange made of it on the flow and records it.
 
 `Collected` is for a whole reply that mitmproxy streams because of its
 `stream_large_bodies` option: its `collect` is the `response.stream` callable.
@@ -16,12 +17,17 @@ is kept: a rewritten body is encoded again.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from mitmproxy import http
 
 from ..endpoints.base import Exchange, Reply, Unchanged
 from ..wire.body import DecodeError, decode_whole, encode_whole
-from .apply import guarded, head
+from .apply import guarded, head, replace
+from .record import record
+
+if TYPE_CHECKING:
+    from .state import FlowState
 
 log = logging.getLogger("normalize")
 
@@ -37,6 +43,15 @@ def rewrite(flow: http.HTTPFlow, exchange: Exchange, raw: bytes, cap: int, label
         return None, None
     reply = head(flow)
     return body, guarded(label, "on the reply", None, lambda: exchange.whole(reply, body))
+
+
+def send_whole(flow: http.HTTPFlow, state: FlowState, body: bytes, result: Reply | Unchanged | None, keep: int) -> None:
+    """Sends the exchange's rewrite of a whole reply (`body`, as the upstream sent it)."""
+    assert flow.response is not None and state.exchange is not None
+    if isinstance(result, Reply):
+        replace(flow.response, result)
+    if result is not None or state.exchange.repairs:
+        record(flow, state, keep, original=body)
 
 
 class Collected:

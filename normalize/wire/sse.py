@@ -79,11 +79,6 @@ class EventSplitter:
         held, size = mark
         return bytes(held[:size])
 
-    @property
-    def pending(self) -> bytes:
-        """The bytes of the unfinished event, as received (LF-normalised)."""
-        return bytes(self.held)
-
     def feed(self, data: bytes) -> list[bytes]:
         if not data:
             return []
