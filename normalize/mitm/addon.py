@@ -89,9 +89,8 @@ class Normalize:
             return None
         host, port = flow.request.host, flow.request.port
         env = Env(self.settings, self.settings.profile_for(host, port), self.shared, state.label, f"{host.lower()}:{port}")
-        request = client_request(
-            flow, self.settings.max_body_bytes, state.label
-        )  # its headers before they are redacted: the pace key needs the API key
+        # Read before any redaction: the pace key needs the API key.
+        request = client_request(flow, self.settings.max_body_bytes, state.label)
         if flow.request.stream:
             self.unredacted.redact(flow)  # streamed (stream_large_bodies): its headers went upstream first
         endpoint = state.route.endpoint
