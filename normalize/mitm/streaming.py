@@ -95,16 +95,7 @@ class StreamRewriter:
             log.exception("%s: the stream rewrite failed; passing the rest of the stream through unchanged", self.label)
             self.stopped = self.broken = True
             out = data  # decoded, when the decoder was not what failed
-        # As `sent`, inlined: this is the hot path.
-        self.bytes_in += len(data)
-        self.bytes_out += len(out)
-        if self.keep:  # until both copies are full
-            self.keep = self.original.append(data) | self.rewritten.append(out)
-        if not out:
-            return []
-        if self.first_byte is None:
-            self.first_byte = time.monotonic()
-        return out
+        return self.sent(data, out)
 
     def sent(self, data: bytes, out: bytes) -> bytes | list[bytes]:
         self.bytes_in += len(data)
