@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.nim_chat import nim_chat, tool_results
+from tests.e2e.nim_chat import PROMPT_TOKENS, Call, Turn, nim_chat, tool_results
 from tests.harness.proxy import REPO
 
 CODEX = REPO / "tests" / "node" / "node_modules" / ".bin" / "codex"
@@ -58,11 +58,11 @@ def rig(upstream, mitmdump):
 
 def test_codex_plain_answer(rig, tmp_path):
     upstream, mitm = rig
-    nim_chat(upstream, lambda body: ([("content", piece) for piece in ("Hello from NIM — ", "naïve café ", '東京 🚀 "quoted"')], "stop"))
+    nim_chat(upstream, Turn(text=["Hello from NIM — ", "naïve café ", '東京 🚀 "quoted"']))
     done, events, output, _ = codex(f"{mitm.url}/v1", "Say hello", tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert output == ANSWER
-    assert events[-1]["type"] == "turn.completed" and events[-1]["usage"]["input_tokens"] == 9
+    assert events[-1]["type"] == "turn.completed" and events[-1]["usage"]["input_tokens"] == PROMPT_TOKENS
     (request,) = upstream.requests
     assert request.path == "/v1/chat/completions" and request.header("authorization") == f"Bearer {KEY}"
     sent = json.loads(request.body)
@@ -83,9 +83,8 @@ def test_codex_runs_a_shell_tool_and_answers(rig, tmp_path):
         results = tool_results(body)
         if not results:
             arguments = json.dumps({"cmd": "echo bridged-$((6*7))"})
-            return [("content", "Running it."), ("call", 0, "call_shell_1", "exec_command", arguments[:9]),
-                    ("call", 0, None, None, arguments[9:])], "tool_calls"  # fmt: skip
-        return [("content", "The command printed bridged-42.")], "stop"
+            return Turn(text=["Running it."], calls=[Call("call_shell_1", "exec_command", [arguments[:9], arguments[9:]])])
+        return Turn(text=["The command printed bridged-42."])
 
     nim_chat(upstream, turns)
     done, events, output, _ = codex(f"{mitm.url}/v1", "Run the command", tmp_path)
@@ -111,8 +110,8 @@ def test_codex_applies_a_patch(upstream, mitmdump, tmp_path):
         if not tool_results(body):
             arguments = json.dumps({"input": PATCH}, ensure_ascii=False)
             pieces = [arguments[i : i + 11] for i in range(0, len(arguments), 11)]
-            return [("call", 0, "call_patch_1", "apply_patch", pieces[0]), *(("call", 0, None, None, p) for p in pieces[1:])], "tool_calls"
-        return [("content", "Created hello.txt.")], "stop"
+            return Turn(calls=[Call("call_patch_1", "apply_patch", pieces)])
+        return Turn(text=["Created hello.txt."])
 
     nim_chat(upstream, turns)
     done, events, output, workspace = codex(f"{mitm.url}/v1", "Create hello.txt", tmp_path, model="gpt-5.5")
@@ -129,7 +128,7 @@ def test_codex_applies_a_patch(upstream, mitmdump, tmp_path):
 
 
 def test_codex_against_the_raw_upstream_gets_404(upstream, tmp_path):
-    nim_chat(upstream, lambda body: ([("content", "never")], "stop"))
+    nim_chat(upstream, Turn(text=["never"]))
     done, events, output, _ = codex(f"{upstream.url}/v1", "Say hello", tmp_path)
     assert done.returncode == 1
     assert "404" in events[-1]["error"]["message"]
@@ -145,7 +144,7 @@ def test_codex_through_https_proxy(tls_upstream, mitmdump, tmp_path):
         ssl_insecure=True,
         options={"test_resolve": f"integrate.api.nvidia.com=127.0.0.1:{tls_upstream.port}", "connection_strategy": "lazy"},
     )  # fmt: skip
-    nim_chat(tls_upstream, lambda body: ([("content", ANSWER)], "stop"))
+    nim_chat(tls_upstream, Turn(text=[ANSWER]))
     env = {"HTTPS_PROXY": mitm.url, "CODEX_CA_CERTIFICATE": str(mitm.ca_path)}
     done, events, output, _ = codex("https://integrate.api.nvidia.com/v1", "Say hello", tmp_path, env=env)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -2,8 +2,8 @@
 
 One mitmdump in reverse mode (`--mode reverse:http://127.0.0.1:<upstream>`,
 addon.py) in front of a local upstream that serves only `/v1/chat/completions`,
-the way hosted NIM does (tests/e2e/nim_turns.py: content null, role null, usage
-on every chunk, repeated tool names, problem+json errors). The clients point
+the way hosted NIM does (tests/e2e/nim_chat.py: content null, role null, usage
+on every chunk, repeated tool names, unknown keys refused, problem+json errors). The clients point
 their Anthropic base URL at the addon and must get exactly what the upstream
 said; then each runs straight against the upstream, where it fails (NIM has no
 `/v1/messages`: a 404).
@@ -28,10 +28,10 @@ from pathlib import Path
 import anthropic
 import pytest
 
-from tests.e2e.nim_turns import CHAT_PATH, PROMPT_TOKENS, Call, Turn, last_tool_result, nim_error, nim_turn, nim_turns
+from tests.e2e.nim_chat import CHAT_PATH, NIM_PROBLEM_422, PROMPT_TOKENS, Call, Turn, last_tool_result, nim_chat, nim_error, nim_stream, tool_results
 from tests.harness.proxy import REPO, MitmdumpLauncher, MitmdumpProcess
 from tests.harness.upstream import Reply, ScriptedUpstream, check_no_crash
-from tests.upstreams import DONE, NIM_422_DETAIL, NIM_422_PROBLEM, compact, nim_chunk, sse
+from tests.upstreams import DONE, NIM_422_DETAIL, compact, nim_chunk, sse
 
 pytestmark = pytest.mark.e2e
 
@@ -91,7 +91,7 @@ WEATHER = {
 
 def test_create(bridge):
     up, mitm = bridge
-    up.respond("POST", CHAT_PATH, nim_turn(Turn(text=TEXT)))
+    nim_chat(up, Turn(text=TEXT))
     message = client(mitm.url).messages.create(model=MODEL, max_tokens=100, messages=HI)
     assert [(b.type, b.text) for b in message.content] == [("text", "".join(TEXT))]
     assert (message.role, message.model, message.stop_reason) == ("assistant", MODEL, "end_turn")
@@ -102,7 +102,7 @@ def test_create(bridge):
 
 def test_create_streaming(bridge):
     up, mitm = bridge
-    up.respond("POST", CHAT_PATH, nim_turn(Turn(text=TEXT)))
+    nim_chat(up, Turn(text=TEXT))
     events = list(client(mitm.url).messages.create(model=MODEL, max_tokens=100, messages=HI, stream=True))
     assert [e.type for e in events] == [
         "message_start",
@@ -127,7 +127,7 @@ def test_stream_helper_with_a_tool(bridge):
             return Turn(text=["It is ", result, " in Paris."])
         return Turn(text=["Let me check."], calls=[Call("call_w1", "get_weather", ['{"city": ', '"Paris"}'])])
 
-    up.respond("POST", CHAT_PATH, nim_turns(pick))
+    nim_chat(up, pick)
     sdk = client(mitm.url)
     with sdk.messages.stream(model=MODEL, max_tokens=200, messages=HI, tools=[WEATHER]) as stream:
         text = "".join(stream.text_stream)
@@ -157,7 +157,7 @@ def test_stream_helper_with_a_tool(bridge):
 
 def test_reasoning_arrives_as_thinking(bridge):
     up, mitm = bridge
-    up.respond("POST", CHAT_PATH, nim_turn(Turn(reasoning=["The user", " says hi."], text=["Hi!"])))
+    nim_chat(up, Turn(reasoning=["The user", " says hi."], text=["Hi!"]))
     with client(mitm.url).messages.stream(model=MODEL, max_tokens=100, messages=HI, thinking={"type": "enabled", "budget_tokens": 1024}) as stream:
         message = stream.get_final_message()
     assert [(b.type, getattr(b, "thinking", None) or getattr(b, "text", None)) for b in message.content] == [
@@ -198,7 +198,7 @@ def test_rate_limit_error(bridge):
 
 def test_unprocessable_entity_error(bridge):
     up, mitm = bridge
-    up.respond("POST", CHAT_PATH, lambda request: nim_error(422, NIM_422_PROBLEM, data_prefix=True))
+    up.respond("POST", CHAT_PATH, lambda request: NIM_PROBLEM_422)
     with pytest.raises(anthropic.UnprocessableEntityError) as raised:
         client(mitm.url).messages.create(model=MODEL, max_tokens=10, messages=HI)
     assert raised.value.body["error"] == {"type": "invalid_request_error", "message": NIM_422_DETAIL}
@@ -207,7 +207,7 @@ def test_unprocessable_entity_error(bridge):
 def test_error_inside_the_stream(bridge):
     up, mitm = bridge
     error = b'data: {"error":{"message":"Worker crashed","type":"server_error","param":null,"code":null}}\n\n'
-    first = [sse(nim_chunk({"role": "assistant"})), sse(nim_chunk({"content": "Hel"}))]
+    first = nim_stream(Turn(text=["Hel"]), model=MODEL, end=False)
     up.reply("POST", CHAT_PATH, [*first, error, sse(nim_chunk({"content": "lo"})), DONE], headers={"Content-Type": "text/event-stream"})
     seen = []
     with pytest.raises(anthropic.APIStatusError, match="Worker crashed"):
@@ -219,7 +219,7 @@ def test_error_inside_the_stream(bridge):
 def test_stream_cut_off(bridge):
     # The upstream closes the connection in the middle of an event: an error, never a clean end.
     up, mitm = bridge
-    first = [sse(nim_chunk({"role": "assistant"})), sse(nim_chunk({"content": "Hel"}))]
+    first = nim_stream(Turn(text=["Hel"]), model=MODEL, end=False)
     up.reply("POST", CHAT_PATH, [*first, sse(nim_chunk({"content": "lo"}))[:30]], headers={"Content-Type": "text/event-stream"}, mode="close")
     with pytest.raises(anthropic.APIStatusError, match="broke off inside an event"):
         with client(mitm.url).messages.stream(model=MODEL, max_tokens=10, messages=HI) as stream:
@@ -230,7 +230,7 @@ def test_stream_cut_off(bridge):
 def test_raw_upstream_has_no_messages_api(bridge, call):
     # What the addon removes: NIM answers /v1/messages with 404, whatever the request.
     up, _ = bridge
-    up.respond("POST", CHAT_PATH, nim_turn(Turn(text=TEXT)))
+    nim_chat(up, Turn(text=TEXT))
     sdk = client(up.url)
     with pytest.raises(anthropic.NotFoundError):
         if call == "create":
@@ -292,17 +292,6 @@ def claude(base_url: str, tmp_path: Path, *args: str, proxy: MitmdumpProcess | N
     )
 
 
-def tool_results(body):
-    """The contents of the chat request's trailing tool messages (its last turn's results)."""
-    results = []
-    for message in reversed(body["messages"]):
-        if message["role"] == "tool":
-            results.insert(0, message["content"])
-        elif message["role"] == "assistant":
-            break
-    return results
-
-
 def bash(call_id, command, description):
     arguments = json.dumps({"command": command, "description": description})
     return Call(call_id, "Bash", [arguments[:20], arguments[20:]])
@@ -323,7 +312,7 @@ def magic_word_turns(body):
 @needs_claude
 def test_claude_code_plain_answer(bridge, tmp_path):
     up, mitm = bridge
-    up.respond("POST", CHAT_PATH, nim_turn(Turn(text=TEXT)))
+    nim_chat(up, Turn(text=TEXT))
     run = claude(mitm.url, tmp_path, "Say hi")
     assert (run.returncode, run.stdout) == (0, "".join(TEXT) + "\n"), run.stderr
     sent = chat_requests(up)
@@ -335,7 +324,7 @@ def test_claude_code_plain_answer(bridge, tmp_path):
 @needs_claude
 def test_claude_code_runs_bash_and_answers(bridge, tmp_path):
     up, mitm = bridge
-    up.respond("POST", CHAT_PATH, nim_turns(magic_word_turns))
+    nim_chat(up, magic_word_turns)
     run = claude(mitm.url, tmp_path, "Use Bash to print the magic words, then tell me what it printed.")
     assert (run.returncode, run.stdout) == (0, "The magic words are bridged-42 and second-4.\n"), run.stderr
     sent = chat_requests(up)
@@ -365,7 +354,7 @@ def test_claude_code_runs_bash_and_answers(bridge, tmp_path):
 @needs_claude
 def test_claude_code_stream_json(bridge, tmp_path):
     up, mitm = bridge
-    up.respond("POST", CHAT_PATH, nim_turn(Turn(text=TEXT)))
+    nim_chat(up, Turn(text=TEXT))
     run = claude(mitm.url, tmp_path, "Say hi", "--output-format", "stream-json", "--verbose")
     assert run.returncode == 0, run.stderr
     lines = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
@@ -379,7 +368,7 @@ def test_claude_code_stream_json(bridge, tmp_path):
 @needs_claude
 def test_claude_code_against_the_raw_upstream(bridge, tmp_path):
     up, _ = bridge
-    up.respond("POST", CHAT_PATH, nim_turn(Turn(text=TEXT)))
+    nim_chat(up, Turn(text=TEXT))
     run = claude(up.url, tmp_path, "Say hi")
     assert run.returncode == 1
     assert "".join(TEXT) not in run.stdout
@@ -391,7 +380,7 @@ def test_claude_code_against_the_raw_upstream(bridge, tmp_path):
 def test_claude_code_through_a_regular_proxy(tls_upstream, mitmdump, tmp_path):
     # HTTPS_PROXY at the addon, the base URL at the upstream's own https host, mitmproxy's CA trusted.
     up = tls_upstream
-    up.respond("POST", CHAT_PATH, nim_turn(Turn(text=TEXT)))
+    nim_chat(up, Turn(text=TEXT))
     proxy = mitmdump(normalize_hosts=[f"localhost:{up.port}"], ssl_insecure=True)
     run = claude(f"https://localhost:{up.port}", tmp_path, "Say hi", proxy=proxy)
     assert (run.returncode, run.stdout) == (0, "".join(TEXT) + "\n"), run.stderr

@@ -5,7 +5,8 @@ end), and the Vercel AI SDK's `openai(model)` (`streamText` with a tool it execu
 also run straight at the upstream, where it gets the 404 the bridge removes.
 
 mitmdump runs in reverse mode (`--mode reverse:http://127.0.0.1:<upstream>`); the upstream
-(tests/e2e/nim_chat.py) answers `/v1/chat/completions` as NIM does and has no `/v1/responses`.
+(tests/e2e/nim_chat.py) answers `/v1/chat/completions` as NIM does, quirks and all, and has no
+`/v1/responses`.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from tests.e2e.nim_chat import NIM_PROBLEM_422, nim_chat, tool_results
+from tests.e2e.nim_chat import NIM_PROBLEM_422, PROMPT_TOKENS, SSE, Call, Turn, nim_chat, nim_stream, tool_results
 from tests.harness.proxy import REPO, MitmdumpLauncher, MitmdumpProcess, client_env
-from tests.harness.upstream import ScriptedUpstream, check_no_crash
+from tests.harness.upstream import Reply, ScriptedUpstream, check_no_crash
 from tests.upstreams import NIM_422_DETAIL, sse
 
 MODEL = "qwen/qwen3-next-80b-a3b-instruct"
@@ -67,8 +68,8 @@ def weather_turns(body):
     """A tool call first; once the tool's result is back, an answer that quotes it."""
     results = tool_results(body)
     if not results:
-        return [("call", 0, "call_w1", "get_weather", '{"city": '), ("call", 0, None, None, '"Paris"}')], "tool_calls"
-    return [("content", f"In Paris: {results[0]}.")], "stop"
+        return Turn(calls=[Call("call_w1", "get_weather", ['{"city": ', '"Paris"}'])])
+    return Turn(text=[f"In Paris: {results[0]}."])
 
 
 # -- openai-python -------------------------------------------------------------------------
@@ -76,11 +77,11 @@ def weather_turns(body):
 
 def test_openai_python_create(rig):
     up, mitm = rig
-    nim_chat(up, lambda body: ([("content", t) for t in TEXT], "stop"))
+    nim_chat(up, Turn(text=TEXT))
     response = client(mitm.url).responses.create(model=MODEL, instructions="Be brief.", input="Tabs or spaces?")
     assert response.output_text == "".join(TEXT)
     assert (response.status, response.model, response.object) == ("completed", MODEL, "response")
-    assert response.usage.input_tokens == 9 and response.usage.output_tokens == len(TEXT)
+    assert response.usage.input_tokens == PROMPT_TOKENS and response.usage.output_tokens == len(TEXT)
     sent = json.loads(up.requests[0].body)
     assert sent["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Tabs or spaces?"}]
     assert "stream" not in sent
@@ -93,7 +94,7 @@ def test_openai_python_create(rig):
 
 def test_openai_python_create_stream(rig):
     up, mitm = rig
-    nim_chat(up, lambda body: ([("reasoning", "Hmm, "), ("reasoning", "tabs?")] + [("content", t) for t in TEXT], "stop"))
+    nim_chat(up, Turn(reasoning=["Hmm, ", "tabs?"], text=TEXT))
     events = list(client(mitm.url).responses.create(model=MODEL, input="Tabs or spaces?", stream=True))
     kinds = [e.type for e in events]
     assert kinds[:2] == ["response.created", "response.in_progress"] and kinds[-1] == "response.completed"
@@ -144,13 +145,7 @@ def test_openai_python_error_inside_the_stream_is_response_failed(rig):
     up, mitm = rig
     error = sse({"error": {"message": "Worker local total request limit reached (32/32)", "type": "server_error", "code": None}})
 
-    def answer(request):
-        from tests.harness.upstream import Reply
-        from tests.responses_stream import nim_stream
-
-        return Reply(200, [("Content-Type", "text/event-stream")], [*nim_stream([("content", "Hel")], finish=None, done=False), error])
-
-    up.respond("POST", "/v1/chat/completions", answer)
+    up.respond("POST", "/v1/chat/completions", lambda request: Reply(200, SSE, [*nim_stream(Turn(text=["Hel"]), model=MODEL, end=False), error]))
     events = list(client(mitm.url).responses.create(model=MODEL, input="x", stream=True))
     assert events[-1].type == "response.failed"
     assert events[-1].response.error.message == "Worker local total request limit reached (32/32)"
@@ -159,7 +154,7 @@ def test_openai_python_error_inside_the_stream_is_response_failed(rig):
 
 def test_openai_python_against_the_raw_upstream_gets_404(rig):
     up, _ = rig
-    nim_chat(up, lambda body: ([("content", "never")], "stop"))
+    nim_chat(up, Turn(text=["never"]))
     with pytest.raises(openai.NotFoundError):
         client(up.url).responses.create(model=MODEL, input="hi")
 
