@@ -8,6 +8,7 @@ rather than as a puzzling failure in the addon's tests.
 from __future__ import annotations
 
 import gzip
+import json
 import ssl
 import zlib
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from tests.harness.proxy import MitmdumpError, MitmdumpLauncher
 from tests.harness.upstream import Gate, ScriptedUpstream
 
+from .nim_chat import NIM_404, PROMPT_TOKENS, Call, Turn, nim_chat
 from .nim_stream import CHAT_PATH, FRAMINGS, TEXT, nim_body, nim_chunks, nim_events
 
 pytestmark = pytest.mark.e2e
@@ -35,6 +37,45 @@ def test_nim_stream_fixture_is_what_it_claims() -> None:
     assert b"[DONE]" not in nim_body("no_done") and b'"stop"' not in nim_body("no_done")
     assert nim_body("ascii").isascii()
     assert len(set(FRAMINGS)) == len(FRAMINGS)
+
+
+def test_nim_chat_upstream_is_what_it_claims(upstream: ScriptedUpstream) -> None:
+    """Every quirk nim_chat.py's docstring promises, straight from the scripted upstream."""
+    nim_chat(upstream, Turn(reasoning=["Hm"], text=["Hi"], calls=[Call("call_1", "f", ['{"a":', "1}"])]))
+    ask = {"model": "m/x", "messages": [{"role": "user", "content": "hi"}], "stream": True, "stream_options": {"include_usage": True}}
+    with httpx.Client(base_url=upstream.url, timeout=10) as c:
+        r = c.post(CHAT_PATH, json=ask)
+        assert (r.headers["content-type"], r.headers["transfer-encoding"]) == ("text/event-stream", "chunked")
+        pieces = [e + b"\n\n" for e in r.content.split(b"\n\n")[:-1]]
+        assert pieces[-1] == b"data: [DONE]\n\n" and all(p.startswith(b"data: {") and p.endswith(b"}\n\n") for p in pieces[:-1])
+        chunks = [json.loads(p[6:]) for p in pieces[:-1]]
+        assert [list(k) for k in chunks] == [["id", "object", "created", "model", "choices", "usage"]] * len(chunks)
+        assert {k["model"] for k in chunks} == {"m/x"}
+        deltas = [k["choices"][0]["delta"] for k in chunks]
+        assert deltas[0] == {"role": "assistant", "content": None, "reasoning_content": None, "tool_calls": None}
+        assert all(d["role"] is None and list(d) == ["role", "content", "reasoning_content", "tool_calls"] for d in deltas[1:])
+        calls = [d["tool_calls"][0] for d in deltas if d["tool_calls"]]
+        assert calls == [
+            {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": a}} for a in ["", '{"a":', "1}"]
+        ]
+        assert [k["usage"]["completion_tokens"] for k in chunks] == [0, 1, 2, 2, 3, 4, 4]  # running totals
+        assert {k["usage"]["prompt_tokens"] for k in chunks} == {PROMPT_TOKENS}
+        assert [(k["choices"][0]["finish_reason"], k["choices"][0]["matched_stop"]) for k in chunks][-1] == ("tool_calls", None)
+        unasked = c.post(CHAT_PATH, json={**ask, "stream_options": None}).content.split(b"\n\n")[:-2]
+        assert {json.loads(e[6:])["usage"] is None for e in unasked} == {True}
+        whole = c.post(CHAT_PATH, json={"model": "m/x", "messages": []}).json()
+        assert whole["choices"][0]["message"] == {
+            "role": "assistant",
+            "content": "Hi",
+            "reasoning_content": "Hm",
+            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}}],
+        }
+        assert whole["usage"] == {"prompt_tokens": PROMPT_TOKENS, "total_tokens": PROMPT_TOKENS + 4, "completion_tokens": 4}
+        refused = c.post(CHAT_PATH, json={"model": "m/x", "messages": [], "input": "x", "store": False})
+        assert (refused.status_code, refused.json()["error"]["message"]) == (400, "Validation: Unsupported parameter(s): input, store")
+        for path in ("/v1/responses", "/v1/messages", "/v1/messages?beta=true", "/v1/messages/count_tokens"):
+            r = c.post(path, json={})
+            assert (r.status_code, r.headers["content-type"], r.content) == (404, "application/problem+json", NIM_404)
 
 
 def _splits_utf8(chunk: bytes) -> bool:
