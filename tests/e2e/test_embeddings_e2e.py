@@ -17,15 +17,14 @@ import array
 import base64
 import json
 import struct
-from collections.abc import Iterator
 
 import httpx
 import openai
 import pytest
 from langchain_openai import OpenAIEmbeddings
 
-from tests.harness.proxy import MitmdumpLauncher, MitmdumpProcess
-from tests.harness.upstream import RecordedRequest, Reply, ScriptedUpstream, check_no_crash
+from tests.harness.proxy import MitmdumpProcess, shared_rig
+from tests.harness.upstream import RecordedRequest, Reply, ScriptedUpstream
 from tests.upstreams import compact
 
 pytestmark = pytest.mark.e2e
@@ -56,25 +55,14 @@ def nim(request: RecordedRequest) -> Reply:
     return Reply(200, JSON, [compact({"object": "list", "data": data, "model": body["model"], "usage": usage})])
 
 
-@pytest.fixture(scope="module")
-def _rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ScriptedUpstream, MitmdumpProcess]]:
-    launcher = MitmdumpLauncher(tmp_path_factory.mktemp("embeddings"))
-    with ScriptedUpstream() as up:
-        try:
-            yield up, launcher.start(normalize_hosts=[up.host_port], options={"normalize_profile": f"{up.host_port}=nim"})
-        finally:
-            problems = launcher.close()
-    assert not problems, problems
+_rig, nim_rig = shared_rig("embeddings", fixture="nim_rig", options={"normalize_profile": "127.0.0.1=nim"})
 
 
 @pytest.fixture
-def rig(_rig: tuple[ScriptedUpstream, MitmdumpProcess]) -> Iterator[tuple[ScriptedUpstream, MitmdumpProcess]]:
-    up, mitm = _rig
-    up.reset()
-    up.respond("POST", PATH, nim)
-    assert mitm.running, mitm.log
-    yield up, mitm
-    check_no_crash(up)
+def rig(nim_rig: tuple[ScriptedUpstream, MitmdumpProcess]) -> tuple[ScriptedUpstream, MitmdumpProcess]:
+    """The shared rig, its upstream answering embeddings as NIM does."""
+    nim_rig[0].respond("POST", PATH, nim)
+    return nim_rig
 
 
 def client(up: ScriptedUpstream, proxy: MitmdumpProcess | None) -> openai.OpenAI:

@@ -22,15 +22,25 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import anthropic
 import pytest
 
-from tests.e2e.nim_chat import CHAT_PATH, NIM_PROBLEM_422, PROMPT_TOKENS, Call, Turn, last_tool_result, nim_chat, nim_error, nim_stream, tool_results
-from tests.harness.proxy import REPO, MitmdumpLauncher, MitmdumpProcess
-from tests.harness.upstream import Reply, ScriptedUpstream, check_no_crash
+from tests.e2e.nim_chat import (
+    CHAT_PATH,
+    NIM_PROBLEM_422,
+    PROMPT_TOKENS,
+    Call,
+    Turn,
+    last_tool_result,
+    nim_chat,
+    nim_error,
+    nim_stream,
+    tool_results,
+)
+from tests.harness.proxy import REPO, MitmdumpProcess, shared_rig
+from tests.harness.upstream import ScriptedUpstream
 from tests.upstreams import DONE, NIM_422_DETAIL, compact, nim_chunk, sse
 
 pytestmark = pytest.mark.e2e
@@ -46,24 +56,7 @@ needs_claude = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def _bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ScriptedUpstream, MitmdumpProcess]]:
-    launcher = MitmdumpLauncher(tmp_path_factory.mktemp("messages"))
-    with ScriptedUpstream() as up:
-        try:
-            yield up, launcher.start(mode=f"reverse:{up.url}", normalize_hosts=[up.host_port])
-        finally:
-            problems = launcher.close()
-    assert not problems, problems
-
-
-@pytest.fixture
-def bridge(_bridge: tuple[ScriptedUpstream, MitmdumpProcess]) -> Iterator[tuple[ScriptedUpstream, MitmdumpProcess]]:
-    up, mitm = _bridge
-    up.reset()
-    assert mitm.running, f"mitmdump died; output:\n{mitm.log}"
-    yield up, mitm
-    check_no_crash(up)
+_bridge, bridge = shared_rig("messages", fixture="bridge", reverse=True)
 
 
 def client(base_url: str) -> anthropic.Anthropic:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,8 +21,8 @@ import openai
 import pytest
 
 import tests.upstreams as U
-from tests.harness.proxy import MitmdumpLauncher, MitmdumpProcess
-from tests.harness.upstream import RecordedRequest, Reply, ScriptedUpstream, check_no_crash
+from tests.harness.proxy import MitmdumpProcess, shared_rig
+from tests.harness.upstream import RecordedRequest, Reply, ScriptedUpstream
 from tests.upstreams import Rejection
 
 pytestmark = pytest.mark.e2e
@@ -31,24 +30,7 @@ pytestmark = pytest.mark.e2e
 STATIC = [r for r in U.REJECTIONS.values() if not r.learned]
 
 
-@pytest.fixture(scope="module")
-def _nim_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ScriptedUpstream, MitmdumpProcess]]:
-    launcher = MitmdumpLauncher(tmp_path_factory.mktemp("nim"))
-    with ScriptedUpstream() as up:
-        try:
-            yield up, launcher.start(normalize_hosts=[up.host_port], options={"normalize_profile": f"{up.host_port}=nim"})
-        finally:
-            problems = launcher.close()
-    assert not problems, problems
-
-
-@pytest.fixture
-def rig(_nim_rig: tuple[ScriptedUpstream, MitmdumpProcess]) -> Iterator[tuple[ScriptedUpstream, MitmdumpProcess]]:
-    up, mitm = _nim_rig
-    up.reset()
-    assert mitm.running, f"mitmdump died; output:\n{mitm.log}"
-    yield up, mitm
-    check_no_crash(up)
+_rig, rig = shared_rig("nim", options={"normalize_profile": "127.0.0.1=nim"})
 
 
 def validating(up: ScriptedUpstream, rx: Rejection) -> None:

@@ -15,14 +15,13 @@ import asyncio
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 
 import openai
 import pytest
 
 from tests.e2e.nim_chat import NIM_PROBLEM_422, PROMPT_TOKENS, SSE, Call, Turn, nim_chat, nim_stream, tool_results
-from tests.harness.proxy import REPO, MitmdumpLauncher, MitmdumpProcess, client_env
-from tests.harness.upstream import Reply, ScriptedUpstream, check_no_crash
+from tests.harness.proxy import REPO, client_env, shared_rig
+from tests.harness.upstream import Reply
 from tests.upstreams import NIM_422_DETAIL, sse
 
 MODEL = "qwen/qwen3-next-80b-a3b-instruct"
@@ -38,26 +37,7 @@ NODE = shutil.which("node")
 AI_SDK = REPO / "tests" / "node" / "node_modules" / "@ai-sdk" / "openai" / "package.json"
 
 
-@pytest.fixture(scope="module")
-def _rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ScriptedUpstream, MitmdumpProcess]]:
-    launcher = MitmdumpLauncher(tmp_path_factory.mktemp("responses-clients"))
-    with ScriptedUpstream() as up:
-        try:
-            yield up, launcher.start(mode=f"reverse:{up.url}", normalize_hosts=[up.host_port])
-        finally:
-            problems = launcher.close()
-    assert not problems, problems
-
-
-@pytest.fixture
-def rig(_rig):
-    up, mitm = _rig
-    up.reset()
-    assert mitm.running, mitm.log
-    before = len(mitm.log)
-    yield up, mitm
-    check_no_crash(up)
-    assert "Traceback" not in mitm.log[before:], mitm.log[before:]
+_rig, rig = shared_rig("responses-clients", reverse=True)
 
 
 def client(base: str) -> openai.OpenAI:

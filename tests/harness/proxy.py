@@ -310,12 +310,13 @@ class MitmdumpLauncher:
         return problems
 
 
-def shared_rig(name: str, *, fixture: str = "rig"):
+def shared_rig(name: str, *, fixture: str = "rig", reverse: bool = False, options: dict[str, str] | None = None):
     """Fixtures for one scripted upstream and one mitmdump targeting it, shared by a
     test module: `_rig, rig = shared_rig("name")` (with `fixture="x"`, `_x, x = ...`).
-    `_rig` starts them once per module; `rig` hands them to each test with the
+    `_rig` starts them once per module (`reverse`: in reverse mode to the upstream;
+    `options`: more mitmproxy options); `rig` hands them to each test with the
     upstream reset, checks mitmdump still runs, and fails the test on an upstream
-    handler crash (check_no_crash)."""
+    handler crash (check_no_crash) or a traceback in mitmdump's output during it."""
     import pytest
 
     from .upstream import ScriptedUpstream, check_no_crash
@@ -325,7 +326,8 @@ def shared_rig(name: str, *, fixture: str = "rig"):
         launcher = MitmdumpLauncher(tmp_path_factory.mktemp(name))
         with ScriptedUpstream() as up:
             try:
-                yield up, launcher.start(normalize_hosts=[up.host_port])
+                mode = f"reverse:{up.url}" if reverse else None
+                yield up, launcher.start(mode=mode, normalize_hosts=[up.host_port], options=options or {})
             finally:
                 problems = launcher.close()
         assert not problems, problems
@@ -335,7 +337,9 @@ def shared_rig(name: str, *, fixture: str = "rig"):
         up, mitm = request.getfixturevalue("_" + fixture)
         up.reset()
         assert mitm.running, f"shared mitmdump died; output:\n{mitm.log}"
+        before = len(mitm.log)
         yield up, mitm
         check_no_crash(up)
+        assert "Traceback" not in mitm.log[before:], mitm.log[before:]
 
     return _rig, rig
