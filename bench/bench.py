@@ -54,7 +54,7 @@ from typing import Any
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bench.bridged import BRIDGES
+from bench.bridged import BRIDGES, Checker
 from bench import upstream as shapes
 from tests.harness.proxy import MitmdumpLauncher, MitmdumpProcess
 
@@ -248,31 +248,12 @@ class Received:
         return self._hash.hexdigest()
 
 
-class EventChecker:
-    """Splits a (de-chunked) SSE body into events and checks each; fills a `Received`."""
+class EventChecker(Checker):
+    """Checks each chat chunk of a (de-chunked) SSE body; fills a `Received`."""
 
     def __init__(self, label: str, *, openai_shape: bool, timestamps: bool) -> None:
-        self.label = label
+        super().__init__(label, Received(), BenchError, timestamps=timestamps)
         self.openai_shape = openai_shape
-        self.timestamps = timestamps
-        self.got = Received()
-        self._pending = bytearray()
-
-    def feed(self, data: bytes, now_ns: int) -> None:
-        pending = self._pending
-        pending += data
-        end = pending.rfind(b"\n\n")
-        if end < 0:
-            return
-        blocks = bytes(pending[:end]).split(b"\n\n")
-        del pending[: end + 2]
-        for block in blocks:
-            self._event(block, now_ns)
-
-    def close(self) -> Received:
-        if self._pending.strip():
-            raise BenchError(f"{self.label}: the stream ended inside an event: {bytes(self._pending[:200])!r}")
-        return self.got
 
     def _event(self, block: bytes, now_ns: int) -> None:
         got = self.got
@@ -297,17 +278,8 @@ class EventChecker:
             ):
                 raise BenchError(f"{self.label}: a null left in a choice: {block[:300]!r}")
             text = delta.get("content") or delta.get("reasoning_content")
-            if not text:
-                continue
-            got.content_events += 1
-            if self.timestamps:
-                got.latencies_ns.append(now_ns - int(text.split(" ", 1)[0]))
-                continue
-            got.chars += len(text)
-            got._hash.update(text.encode())
-            if got.head_chars < 1_000_000:
-                got.head.append(text)
-                got.head_chars += len(text)
+            if text:
+                self._text(text, now_ns)
 
 
 def stream(

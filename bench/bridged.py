@@ -32,7 +32,8 @@ _DELTAS = (b"response.output_text.delta", b"response.reasoning_summary_text.delt
 
 class Checker:
     """Splits a (de-chunked) event stream into events and checks each (`_event`); fills `got`
-    (a bench.Received), raising `error` (bench.BenchError) with what is wrong."""
+    (a bench.Received), raising `error` (bench.BenchError) with what is wrong. The base of
+    bench.EventChecker (chat chunks) and of the bridges' checkers below."""
 
     def __init__(self, label: str, got: Any, error: type[Exception], *, timestamps: bool = False) -> None:
         self.label = label
@@ -60,6 +61,17 @@ class Checker:
     def _event(self, block: bytes, now_ns: int) -> None:
         raise NotImplementedError
 
+    def _named(self, block: bytes) -> tuple[bytes, bytes]:
+        """An `event: <name>` line and one `data:` line, before the terminal event: name, data."""
+        got, error = self.got, self.error
+        got.events += 1
+        name, _, data = block.partition(b"\ndata: ")
+        if not name.startswith(b"event: ") or b"\n" in data:
+            raise error(f"{self.label}: not one `event:` and one `data:` line: {block[:200]!r}")
+        if got.done:
+            raise error(f"{self.label}: an event after the terminal event: {block[:200]!r}")
+        return name[7:], data
+
     def _text(self, text: str, now_ns: int) -> None:
         got = self.got
         got.content_events += 1
@@ -76,13 +88,7 @@ class Checker:
 class ResponsesChecker(Checker):
     def _event(self, block: bytes, now_ns: int) -> None:
         got, error = self.got, self.error
-        got.events += 1
-        name, _, data = block.partition(b"\ndata: ")
-        if not name.startswith(b"event: ") or b"\n" in data:
-            raise error(f"{self.label}: not one `event:` and one `data:` line: {block[:200]!r}")
-        kind = name[7:]
-        if got.done:
-            raise error(f"{self.label}: an event after the terminal event: {block[:200]!r}")
+        kind, data = self._named(block)
         if kind in _DELTAS:
             # The hot path: the type and sequence number sit at fixed places in the bridge's events.
             if not data.startswith(b'{"type":"' + kind + b'","sequence_number":%d,' % (got.events - 1)):
@@ -101,19 +107,14 @@ class ResponsesChecker(Checker):
 class MessagesChecker(Checker):
     def _event(self, block: bytes, now_ns: int) -> None:
         got, error = self.got, self.error
-        got.events += 1
-        name, _, data = block.partition(b"\ndata: ")
-        if not name.startswith(b"event: ") or b"\n" in data:
-            raise error(f"{self.label}: not one `event:` and one `data:` line: {block[:200]!r}")
-        if got.done:
-            raise error(f"{self.label}: an event after message_stop: {block[:200]!r}")
+        name, data = self._named(block)
         try:
             event = json.loads(data)
         except ValueError:
             raise error(f"{self.label}: an event is not JSON: {block[:200]!r}") from None
         kind = event.get("type")
-        if kind != name[7:].decode() or (got.events == 1) != (kind == "message_start"):
-            raise error(f"{self.label}: event {got.events} is {name[7:]!r} with data of type {kind!r}")
+        if kind != name.decode() or (got.events == 1) != (kind == "message_start"):
+            raise error(f"{self.label}: event {got.events} is {name!r} with data of type {kind!r}")
         if kind == "message_stop":
             got.done += 1
         elif kind == "error":
