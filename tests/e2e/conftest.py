@@ -6,6 +6,7 @@
   mitmdump            start(*args, mode=, normalize_hosts=, ssl_insecure=, options=,
                       addon=, expect_failure=) -> MitmdumpProcess
                       (.port .url .confdir .ca_path .log .wait_for_log() .stop())
+  dead_port           a loopback port that refuses connections (an unreachable upstream)
   no_proxy_env        (autouse) removes HTTP(S)_PROXY/ALL_PROXY/NO_PROXY, any case,
                       from this process's environment, so clients only use a proxy
                       when a test says so
@@ -15,6 +16,7 @@ Every e2e test is marked `e2e` (select with `-m e2e`, skip with `-m "not e2e"`).
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -78,3 +80,14 @@ def mitmdump(tmp_path: Path) -> Iterator[MitmdumpLauncher]:
     problems = launcher.close()
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def dead_port() -> Iterator[int]:
+    """A loopback port that refuses connections: bound (so no one else takes it), never listening."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    try:
+        yield s.getsockname()[1]
+    finally:
+        s.close()

@@ -9,7 +9,6 @@ starts the mitmdump (or mitmweb) it needs.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -272,17 +271,6 @@ def test_abandoned_stream_is_recorded(upstream: ScriptedUpstream, mitmdump: Mitm
 
 
 # -- case 11: unreachable upstream in reverse mode ------------------------------------------
-
-
-@pytest.fixture
-def dead_port() -> Iterator[int]:
-    """A loopback port that refuses connections: bound (so no one else takes it), never listening."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    try:
-        yield s.getsockname()[1]
-    finally:
-        s.close()
 
 
 def test_unreachable_upstream_in_reverse_mode(mitmdump: MitmdumpLauncher, dead_port: int):

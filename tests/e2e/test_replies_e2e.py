@@ -13,7 +13,6 @@ module; each test resets the upstream's replies and recorded requests.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Callable, Iterator
 
@@ -515,17 +514,6 @@ def test_models_answered_locally_without_upstream(up, proxy) -> None:
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     check_length(r)
     assert up.requests == []
-
-
-@pytest.fixture
-def dead_port() -> Iterator[int]:
-    """A loopback port that refuses connections: bound (so no one else takes it), never listening."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    try:
-        yield s.getsockname()[1]
-    finally:
-        s.close()
 
 
 def test_models_reverse_lazy_with_no_upstream(mitmdump: MitmdumpLauncher, dead_port: int) -> None:
